@@ -1,0 +1,311 @@
+//! [`IngestActor`]: turns received DICOM bytes into a stored instance.
+//!
+//! For each instance, on a blocking thread: parse the dataset up to Pixel Data, compute the
+//! Orthanc ids, extract main tags and metadata, write the file and fsync it. Then the index
+//! records it in the next group commit, and only then the caller gets its answer.
+
+use std::sync::{Arc, RwLock};
+
+use actix::prelude::*;
+use md5::{Digest, Md5};
+use serde_json::{Map, Value};
+use tokio::sync::Semaphore;
+
+use crate::index::{IndexError, IndexReader, IndexWriter, NewInstance, StorageLimits, StoreStatus};
+use crate::model::dicom::{self, DicomFile, Encoding, ParseOptions, Tag};
+use crate::model::ids::InstanceIds;
+use crate::model::main_tags::{self, TagNum};
+use crate::model::{Level, MetadataType};
+use crate::storage::{StorageArea, StorageError};
+
+/// Where an instance came from (Orthanc's `Origin` metadata).
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    /// `RestApi`, `DicomProtocol`, `Lua`, `Plugins`, `WebDav`.
+    pub kind: &'static str,
+    pub remote_ip: Option<String>,
+    pub remote_aet: Option<String>,
+    pub called_aet: Option<String>,
+    pub http_username: Option<String>,
+}
+
+/// Errors of ingestion.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// Not a DICOM file, or a DICOM file Orthanc would refuse.
+    #[error("{0}")]
+    BadFileFormat(String),
+    /// The storage area failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The index failed.
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    /// A blocking task could not run.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Settings of ingestion, some of them changeable at run time.
+#[derive(Clone)]
+pub struct IngestSettings {
+    pub compress: bool,
+    pub overwrite: bool,
+    pub limits: StorageLimits,
+    pub stable_age_ms: i64,
+    pub default_encoding: Arc<RwLock<Encoding>>,
+    pub concurrency: usize,
+}
+
+/// The outcome of storing one instance.
+#[derive(Debug, Clone)]
+pub struct StoredInstance {
+    pub ids: InstanceIds,
+    pub status: StoreStatus,
+}
+
+/// Stores one DICOM instance.
+#[derive(Message)]
+#[rtype(result = "Result<StoredInstance, IngestError>")]
+pub struct StoreInstance {
+    pub data: Arc<Vec<u8>>,
+    pub origin: Origin,
+}
+
+/// The ingestion actor.
+pub struct IngestActor {
+    storage: StorageArea,
+    index: IndexWriter,
+    reader: IndexReader,
+    settings: IngestSettings,
+    permits: Arc<Semaphore>,
+}
+
+impl IngestActor {
+    pub fn new(storage: StorageArea, index: IndexWriter, reader: IndexReader, settings: IngestSettings) -> Self {
+        let permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
+        IngestActor { storage, index, reader, settings, permits }
+    }
+}
+
+impl Actor for IngestActor {
+    type Context = Context<Self>;
+}
+
+impl Handler<StoreInstance> for IngestActor {
+    type Result = ResponseFuture<Result<StoredInstance, IngestError>>;
+
+    fn handle(&mut self, msg: StoreInstance, _ctx: &mut Context<Self>) -> Self::Result {
+        let (storage, index, reader) = (self.storage.clone(), self.index.clone(), self.reader.clone());
+        let (settings, permits) = (self.settings.clone(), self.permits.clone());
+        Box::pin(async move {
+            let _permit = permits.acquire_owned().await.map_err(|e| IngestError::Internal(e.to_string()))?;
+            let encoding = *settings.default_encoding.read().unwrap_or_else(|e| e.into_inner());
+            let data = msg.data.clone();
+            let prepared = tokio::task::spawn_blocking(move || prepare(&data, encoding))
+                .await
+                .map_err(|e| IngestError::Internal(e.to_string()))??;
+            if !settings.overwrite && reader.exists(&prepared.ids.instance).await? {
+                return Ok(StoredInstance { ids: prepared.ids, status: StoreStatus::AlreadyStored });
+            }
+            let (data, compress, st) = (msg.data.clone(), settings.compress, storage.clone());
+            let (file, md5, compressed_md5) = tokio::task::spawn_blocking(move || {
+                let file = st.write(&data, compress)?;
+                let md5 = hex_md5(&data);
+                let cmd5 = if compress { hex_md5(&st.read_raw(&file.uuid)?) } else { md5.clone() };
+                Ok::<_, StorageError>((file, md5, cmd5))
+            })
+            .await
+            .map_err(|e| IngestError::Internal(e.to_string()))??;
+            let uuid = file.uuid.clone();
+            let req = prepared.into_request(&msg.origin, file, md5, compressed_md5, &settings);
+            let ids = InstanceIds {
+                patient: req.ids[0].clone(),
+                study: req.ids[1].clone(),
+                series: req.ids[2].clone(),
+                instance: req.ids[3].clone(),
+            };
+            let outcome = index
+                .write(move |mut conn| async move {
+                    let r = crate::index::write::store_instance(&mut conn, &req).await;
+                    (conn, r)
+                })
+                .await;
+            let outcome = match outcome {
+                Ok(o) => o,
+                Err(e) => {
+                    remove_files(&storage, vec![uuid]).await;
+                    return Err(e.into());
+                }
+            };
+            let mut obsolete = outcome.obsolete_files;
+            if outcome.status == StoreStatus::AlreadyStored {
+                obsolete.push(uuid);
+            }
+            remove_files(&storage, obsolete).await;
+            Ok(StoredInstance { ids, status: outcome.status })
+        })
+    }
+}
+
+/// Removes files that no committed row references any more.
+pub async fn remove_files(storage: &StorageArea, uuids: Vec<String>) {
+    if uuids.is_empty() {
+        return;
+    }
+    let storage = storage.clone();
+    let _ = tokio::task::spawn_blocking(move || uuids.iter().for_each(|u| storage.remove(u))).await;
+}
+
+fn hex_md5(data: &[u8]) -> String {
+    Md5::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What parsing found, before anything is written.
+struct Prepared {
+    ids: InstanceIds,
+    identifiers: [String; 4],
+    main_tags: [Map<String, Value>; 4],
+    metadata: Vec<(MetadataType, String)>,
+    series_metadata: Vec<(MetadataType, String)>,
+    transfer_syntax: String,
+    header: Vec<u8>,
+}
+
+impl Prepared {
+    fn into_request(
+        self,
+        origin: &Origin,
+        file: crate::storage::StoredFile,
+        md5: String,
+        compressed_md5: String,
+        settings: &IngestSettings,
+    ) -> NewInstance {
+        let now_utc = chrono::Utc::now();
+        let now = now_utc.format("%Y%m%dT%H%M%S").to_string();
+        let mut metadata = self.metadata;
+        metadata.push((MetadataType::ReceptionDate, now.clone()));
+        metadata.push((MetadataType::Origin, origin.kind.to_string()));
+        let mut series_metadata = self.series_metadata;
+        let optional = [
+            (MetadataType::RemoteAet, &origin.remote_aet),
+            (MetadataType::RemoteIp, &origin.remote_ip),
+            (MetadataType::CalledAet, &origin.called_aet),
+            (MetadataType::HttpUsername, &origin.http_username),
+        ];
+        for (kind, value) in optional {
+            if let Some(v) = value {
+                metadata.push((kind, v.clone()));
+            }
+        }
+        if let Some(aet) = &origin.remote_aet {
+            series_metadata.push((MetadataType::RemoteAet, aet.clone()));
+        }
+        NewInstance {
+            ids: [self.ids.patient, self.ids.study, self.ids.series, self.ids.instance],
+            identifiers: self.identifiers,
+            main_tags: self.main_tags,
+            metadata,
+            series_metadata,
+            file,
+            md5,
+            compressed_md5,
+            transfer_syntax: self.transfer_syntax,
+            header: self.header,
+            now,
+            stable_deadline: now_utc.timestamp_millis() + settings.stable_age_ms,
+            overwrite: settings.overwrite,
+            limits: settings.limits,
+        }
+    }
+}
+
+fn tag(t: TagNum) -> Tag {
+    Tag(t.0, t.1)
+}
+
+/// Parses and checks a DICOM file, and extracts what the index needs. Blocking.
+fn prepare(data: &[u8], default_encoding: Encoding) -> Result<Prepared, IngestError> {
+    let opts = ParseOptions { stop_at_pixel_data: true, ..Default::default() };
+    let file = dicom::parse(data, &opts).map_err(|e| IngestError::BadFileFormat(e.to_string()))?;
+    let charset = file.charset_or(default_encoding);
+    let get = |t: TagNum| file.dataset.string(tag(t), charset).map(|s| s.trim().to_string());
+    let identifiers = [
+        get(main_tags::PATIENT_ID).unwrap_or_default(),
+        get(main_tags::STUDY_INSTANCE_UID).unwrap_or_default(),
+        get(main_tags::SERIES_INSTANCE_UID).unwrap_or_default(),
+        get(main_tags::SOP_INSTANCE_UID).unwrap_or_default(),
+    ];
+    if identifiers[1..].iter().any(|s| s.is_empty()) {
+        return Err(IngestError::BadFileFormat(
+            "missing StudyInstanceUID, SeriesInstanceUID or SOPInstanceUID".into(),
+        ));
+    }
+    let ids = InstanceIds::compute(&identifiers[0], &identifiers[1], &identifiers[2], &identifiers[3]);
+    let main_tags = Level::ALL.map(|level| extract_main_tags(&file, level, charset));
+    let mut metadata = vec![(MetadataType::TransferSyntax, file.transfer_syntax.clone())];
+    if let Some(v) = get(main_tags::SOP_CLASS_UID) {
+        metadata.push((MetadataType::SopClassUid, v));
+    }
+    if let Some(v) = get((0x0020, 0x0013)).or_else(|| get((0x0054, 0x1330))) {
+        metadata.push((MetadataType::IndexInSeries, v.trim().to_string()));
+    }
+    if let Some(off) = file.pixel_data_offset {
+        metadata.push((MetadataType::PixelDataOffset, off.to_string()));
+    }
+    if let Some(vr) = &file.pixel_data_vr {
+        metadata.push((MetadataType::PixelDataVR, vr.clone()));
+    }
+    for level in Level::ALL {
+        let _ = level; // signatures are per level; Orthanc stores them on every level
+    }
+    metadata.push((MetadataType::MainDicomTagsSignature, main_tags::signature(Level::Instance)));
+    let mut series_metadata = Vec::new();
+    if let Some(n) = expected_instances(&get) {
+        series_metadata.push((MetadataType::ExpectedNumberOfInstances, n.to_string()));
+    }
+    series_metadata.push((MetadataType::MainDicomTagsSignature, main_tags::signature(Level::Series)));
+    let header = data[..file.header_end.min(data.len())].to_vec();
+    Ok(Prepared {
+        ids,
+        identifiers,
+        main_tags,
+        metadata,
+        series_metadata,
+        transfer_syntax: file.transfer_syntax.clone(),
+        header,
+    })
+}
+
+fn extract_main_tags(file: &DicomFile, level: Level, charset: Encoding) -> Map<String, Value> {
+    let mut out = Map::new();
+    for m in main_tags::for_level(level) {
+        if let Some(v) = file.dataset.string(tag(m.tag), charset) {
+            out.insert(main_tags::tag_key(m.tag), Value::String(v.trim_end().to_string()));
+        }
+    }
+    if level == Level::Study {
+        // Orthanc keeps the patient module in the study too (PatientMainDicomTags).
+        for m in main_tags::PATIENT {
+            if let Some(v) = file.dataset.string(tag(m.tag), charset) {
+                out.insert(main_tags::tag_key(m.tag), Value::String(v.trim_end().to_string()));
+            }
+        }
+    }
+    out
+}
+
+/// Orthanc's ExpectedNumberOfInstances rule.
+fn expected_instances(get: &dyn Fn(TagNum) -> Option<String>) -> Option<u64> {
+    let num = |t: TagNum| get(t).and_then(|s| s.trim().parse::<u64>().ok());
+    if let (Some(a), Some(b)) = (num((0x0020, 0x1002)), num((0x0020, 0x0105))) {
+        return Some(a * b);
+    }
+    if let Some(a) = num((0x0020, 0x1002)) {
+        return Some(a);
+    }
+    if let (Some(a), Some(b)) = (num((0x0054, 0x0081)), num((0x0054, 0x0101))) {
+        return Some(a * b);
+    }
+    num((0x0018, 0x1090))
+}

@@ -1,0 +1,20 @@
+//! # pacsnode actors
+//!
+//! The library behind the `pacsnode` binary: the actors and the Orthanc data model.
+//!
+//! # Layout
+//! - [`model`]: Orthanc's data model (ids, levels, main tags, DICOM parsing and JSON); no I/O.
+//! - [`storage`]: the storage area (files, fsync, compression); blocking, used off the event loop.
+//! - [`index`]: the index database (sqlx SQLite); `IndexActor` is the single writer with group
+//!   commit, `IndexReader` a pool of readers. The only module with SQL.
+//! - [`ingest`]: `IngestActor`, DICOM bytes → stored instance.
+//! - [`changes`]: `ChangesActor`, the "stable" timers that feed the change log.
+//! - [`lua`]: the Lua engine behind `/tools/execute-script` and the Lua callbacks.
+
+pub mod changes;
+pub mod index;
+pub mod ingest;
+pub mod lua;
+pub mod lua_actor;
+pub mod model;
+pub mod storage;

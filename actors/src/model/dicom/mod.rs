@@ -1,0 +1,13 @@
+//! DICOM model for pacsnode: Part-10 parser, character sets, and the
+//! Orthanc / DICOMweb JSON renderings.
+pub mod charset;
+pub mod content;
+pub mod dicomweb_json;
+pub mod dictionary;
+pub mod orthanc_json;
+pub mod parse;
+pub use charset::Encoding;
+pub use content::{browse, ContentAnswer};
+pub use dictionary::{PrivateDictionary, PrivateEntry};
+pub use orthanc_json::{to_orthanc_json, Format, IgnoreLength, JsonOptions};
+pub use parse::{parse, DataSet, DicomFile, Element, ParseError, ParseOptions, Tag, Value, VR};

@@ -1,0 +1,9 @@
+//! Orthanc's data model: resource levels, identifiers, main DICOM tags, metadata and change
+//! types. Plain code, no actors and no I/O: this is where Orthanc compatibility is decided.
+
+pub mod dicom;
+pub mod enums;
+pub mod ids;
+pub mod main_tags;
+
+pub use enums::{ChangeType, Level, MetadataType};

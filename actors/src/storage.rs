@@ -1,0 +1,151 @@
+//! The storage area: one file per attachment under `StorageDirectory`, named by a uuid in a
+//! two-level fan-out (`ab/cd/abcd…`) as Orthanc does. Blocking code: call it from
+//! `spawn_blocking` or a sync actor, never from an async task.
+
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use flate2::read::ZlibDecoder;
+use flate2::write::ZlibEncoder;
+use flate2::Compression;
+
+/// Errors of the storage area.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The file of an attachment is missing.
+    #[error("inexistent file {0}")]
+    Missing(String),
+    /// Any other I/O failure.
+    #[error("storage I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// A compressed attachment is corrupted.
+    #[error("corrupted compressed attachment {0}")]
+    Corrupted(String),
+}
+
+/// How an attachment is stored (Orthanc's `CompressionType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoredCompression {
+    None = 1,
+    ZlibWithSize = 2,
+}
+
+/// What was written for one attachment.
+#[derive(Debug, Clone)]
+pub struct StoredFile {
+    pub uuid: String,
+    pub compressed_size: u64,
+    pub uncompressed_size: u64,
+    pub compression: StoredCompression,
+}
+
+/// The files of the storage area.
+#[derive(Debug, Clone)]
+pub struct StorageArea {
+    root: PathBuf,
+    sync: bool,
+}
+
+impl StorageArea {
+    pub fn new(root: impl Into<PathBuf>, sync: bool) -> std::io::Result<Self> {
+        let root = root.into();
+        fs::create_dir_all(&root)?;
+        Ok(StorageArea { root, sync })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Path of the file holding an attachment.
+    pub fn path(&self, uuid: &str) -> PathBuf {
+        let a = uuid.get(0..2).unwrap_or("00");
+        let b = uuid.get(2..4).unwrap_or("00");
+        self.root.join(a).join(b).join(uuid)
+    }
+
+    /// Writes a new attachment (zlib with an 8-byte size prefix when `compress`) and fsyncs it
+    /// when `SyncStorageArea` is on.
+    pub fn write(&self, data: &[u8], compress: bool) -> Result<StoredFile, StorageError> {
+        let uuid = uuid::Uuid::new_v4().to_string();
+        let path = self.path(&uuid);
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir)?;
+        }
+        let mut file = File::create(&path)?;
+        let compressed_size = if compress {
+            let mut enc = ZlibEncoder::new(Vec::with_capacity(data.len() / 2), Compression::fast());
+            enc.write_all(data)?;
+            let body = enc.finish()?;
+            file.write_all(&(data.len() as u64).to_le_bytes())?;
+            file.write_all(&body)?;
+            body.len() as u64 + 8
+        } else {
+            file.write_all(data)?;
+            data.len() as u64
+        };
+        if self.sync {
+            file.sync_data()?;
+        }
+        Ok(StoredFile {
+            uuid,
+            compressed_size,
+            uncompressed_size: data.len() as u64,
+            compression: if compress { StoredCompression::ZlibWithSize } else { StoredCompression::None },
+        })
+    }
+
+    /// Reads the stored bytes as they are on disk.
+    pub fn read_raw(&self, uuid: &str) -> Result<Vec<u8>, StorageError> {
+        fs::read(self.path(uuid)).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => StorageError::Missing(uuid.to_string()),
+            _ => StorageError::Io(e),
+        })
+    }
+
+    /// Reads an attachment and uncompresses it if needed.
+    pub fn read(&self, uuid: &str, compression: StoredCompression) -> Result<Vec<u8>, StorageError> {
+        let raw = self.read_raw(uuid)?;
+        match compression {
+            StoredCompression::None => Ok(raw),
+            StoredCompression::ZlibWithSize => uncompress(&raw).ok_or_else(|| StorageError::Corrupted(uuid.into())),
+        }
+    }
+
+    /// Removes an attachment; a missing file is not an error.
+    pub fn remove(&self, uuid: &str) {
+        let path = self.path(uuid);
+        if let Err(e) = fs::remove_file(&path) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!("cannot remove {}: {e}", path.display());
+            }
+        }
+    }
+}
+
+/// Uncompresses Orthanc's zlib-with-size format.
+pub fn uncompress(raw: &[u8]) -> Option<Vec<u8>> {
+    let size = u64::from_le_bytes(raw.get(..8)?.try_into().ok()?);
+    let mut out = Vec::with_capacity(size.min(1 << 30) as usize);
+    ZlibDecoder::new(&raw[8..]).read_to_end(&mut out).ok()?;
+    (out.len() as u64 == size).then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_read_remove() {
+        let dir = tempfile::tempdir().unwrap();
+        let area = StorageArea::new(dir.path(), true).unwrap();
+        for compress in [false, true] {
+            let f = area.write(b"hello hello hello", compress).unwrap();
+            assert!(area.path(&f.uuid).starts_with(dir.path().join(&f.uuid[..2]).join(&f.uuid[2..4])));
+            assert_eq!(area.read(&f.uuid, f.compression).unwrap(), b"hello hello hello");
+            area.remove(&f.uuid);
+            assert!(matches!(area.read_raw(&f.uuid), Err(StorageError::Missing(_))));
+        }
+    }
+}

@@ -1,0 +1,285 @@
+//! # pacsnode
+//!
+//! A PACS node that is a drop-in replacement for the Orthanc DICOM server: same REST API, same
+//! configuration file, same identifiers.
+//!
+//! # Layout
+//! - `main.rs`: command line, start-up, actor wiring, graceful stop and `/tools/reset`.
+//! - [`settings`]: Orthanc-format configuration (comments, `${VAR}`, folders) over the defaults.
+//! - [`logging`]: `tracing` with Orthanc's run-time log levels and categories.
+//! - [`rest`]: the actix-web front end, one module per family of routes.
+//! - The actors (ingestion, index, changes, Lua) live in the `pacsnode-actors` crate.
+
+mod logging;
+mod rest;
+mod settings;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use actix::Actor;
+use actix_web::middleware::{from_fn, Compress, Condition, NormalizePath, TrailingSlash};
+use actix_web::{web, App, HttpServer};
+use anyhow::{Context, Result};
+use pacsnode_actors::changes::ChangesActor;
+use pacsnode_actors::index::{self, IndexActor, IndexWriter, RemoteTable, StorageLimits};
+use pacsnode_actors::ingest::{IngestActor, IngestSettings};
+use pacsnode_actors::lua_actor::LuaActor;
+use pacsnode_actors::model::dicom::{Encoding, PrivateDictionary};
+use pacsnode_actors::storage::StorageArea;
+use serde_json::Value;
+
+use crate::logging::LogLevels;
+use crate::rest::{AppState, RuntimeState};
+use crate::settings::Settings;
+
+/// What `/tools/shutdown` and `/tools/reset` ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    Stop,
+    Restart,
+}
+
+const HELP: &str = "Usage: pacsnode [OPTION]... [CONFIGURATION]
+A PACS node compatible with the Orthanc DICOM server.
+
+The CONFIGURATION argument is an Orthanc-format JSON file (comments allowed), or a folder
+whose .json files are merged. Without it, the built-in defaults are used.
+
+  --config=FILE   write the default configuration to FILE and exit
+  --logdir=DIR    write the logs to a new file in DIR
+  --logfile=FILE  write the logs to FILE
+  --verbose       more verbose logs
+  --trace         most verbose logs
+  --help          this help
+  --version       version information
+";
+
+struct Cli {
+    config: Option<PathBuf>,
+    level: &'static str,
+    logfile: Option<PathBuf>,
+}
+
+fn parse_cli() -> Result<Option<Cli>> {
+    let mut cli = Cli { config: None, level: "default", logfile: None };
+    let mut args = std::env::args().skip(1).peekable();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--help" | "-h" => {
+                print!("{HELP}");
+                return Ok(None);
+            }
+            "--version" => {
+                println!("pacsnode {} (Orthanc REST API mainline)", env!("CARGO_PKG_VERSION"));
+                return Ok(None);
+            }
+            "--verbose" => cli.level = "verbose",
+            "--trace" => cli.level = "trace",
+            "--config" => cli.config = args.next().map(PathBuf::from),
+            a if a.starts_with("--config=") => {
+                std::fs::write(&a["--config=".len()..], settings::DEFAULTS).context("cannot write the configuration")?;
+                return Ok(None);
+            }
+            a if a.starts_with("--logfile=") => cli.logfile = Some(PathBuf::from(&a["--logfile=".len()..])),
+            a if a.starts_with("--logdir=") => {
+                let name = format!("pacsnode.{}.log", chrono::Local::now().format("%Y%m%d-%H%M%S"));
+                cli.logfile = Some(Path::new(&a["--logdir=".len()..]).join(name));
+            }
+            a if a.starts_with("--") => eprintln!("ignoring unknown option {a}"),
+            a => cli.config = Some(PathBuf::from(a)),
+        }
+    }
+    Ok(Some(cli))
+}
+
+fn main() -> Result<()> {
+    let Some(cli) = parse_cli()? else { return Ok(()) };
+    let logfile = match &cli.logfile {
+        Some(p) => Some(std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?),
+        None => None,
+    };
+    let logs = Arc::new(LogLevels::init(cli.level, logfile));
+    loop {
+        let settings = Settings::load(cli.config.as_deref())?;
+        settings.validate()?;
+        let control = actix::System::new().block_on(run(Arc::new(settings), logs.clone()))?;
+        if control == Control::Stop {
+            tracing::info!("pacsnode has stopped");
+            return Ok(());
+        }
+        tracing::info!("restarting pacsnode");
+    }
+}
+
+fn private_dictionary(settings: &Settings) -> PrivateDictionary {
+    let mut dict = PrivateDictionary::new();
+    if settings.raw.get("LoadPrivateDictionary").and_then(Value::as_bool).unwrap_or(true) {
+        // DCMTK's dictionaries, when installed, give the names Orthanc shows for private tags.
+        if let Ok(dirs) = std::fs::read_dir("/usr/share") {
+            for dir in dirs.flatten().filter(|d| d.file_name().to_string_lossy().starts_with("libdcmtk")) {
+                for file in ["dicom.dic", "private.dic"] {
+                    if let Ok(text) = std::fs::read_to_string(dir.path().join(file)) {
+                        dict.add_dcmtk_dic(&text);
+                    }
+                }
+            }
+        }
+    }
+    dict.add_orthanc_config(&Value::Object(settings.dictionary.clone()));
+    dict
+}
+
+/// Starts everything, serves until asked to stop or restart, then stops in order.
+async fn run(settings: Arc<Settings>, logs: Arc<LogLevels>) -> Result<Control> {
+    let storage = StorageArea::new(&settings.storage_directory, settings.sync_storage_area)
+        .with_context(|| format!("cannot open the storage area {}", settings.storage_directory.display()))?;
+    let (conn, reader) = index::open(&settings.index_directory, 8).await.context("cannot open the index")?;
+    let writer = IndexWriter(IndexActor::new(conn).start());
+    seed_remotes(&settings, &writer, &reader).await?;
+    let default_encoding = Encoding::from_orthanc_name(&settings.default_encoding).unwrap_or(Encoding::Latin1);
+    let runtime = Arc::new(RuntimeState {
+        default_encoding: Arc::new(RwLock::new(default_encoding)),
+        accepted_transfer_syntaxes: RwLock::new(transfer_syntax_patterns(&settings.accepted_transfer_syntaxes)),
+        unknown_sop_class_accepted: AtomicBool::new(settings.unknown_sop_class_accepted),
+    });
+    let ingest = IngestActor::new(
+        storage.clone(),
+        writer.clone(),
+        reader.clone(),
+        IngestSettings {
+            compress: settings.storage_compression,
+            overwrite: settings.overwrite_instances,
+            limits: StorageLimits {
+                max_bytes: settings.maximum_storage_size * 1024 * 1024,
+                max_patients: settings.maximum_patient_count,
+                recycle: !settings.maximum_storage_mode.eq_ignore_ascii_case("Reject"),
+            },
+            stable_age_ms: settings.stable_age as i64 * 1000,
+            default_encoding: runtime.default_encoding.clone(),
+            concurrency: settings.pacsnode_ingest_concurrency,
+        },
+    )
+    .start();
+    let changes = ChangesActor::new(writer.clone(), Duration::from_millis(500)).start();
+    let lua = LuaActor::start(lua_scripts(&settings));
+    let (control_tx, mut control_rx) = tokio::sync::mpsc::channel(4);
+    let state = web::Data::new(AppState {
+        settings: settings.clone(),
+        reader,
+        writer,
+        ingest,
+        storage,
+        lua,
+        logs,
+        runtime,
+        dictionary: Arc::new(private_dictionary(&settings)),
+        control: control_tx,
+    });
+    let compress = settings.http_compression_enabled;
+    let keep_alive = if settings.keep_alive {
+        actix_web::http::KeepAlive::Timeout(Duration::from_secs(settings.keep_alive_timeout.max(1)))
+    } else {
+        actix_web::http::KeepAlive::Disabled
+    };
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).min(settings.http_threads_count.max(1));
+    let app_state = state.clone();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(app_state.clone())
+            .app_data(web::PayloadConfig::new(64 * 1024 * 1024))
+            .wrap(Condition::new(compress, Compress::default()))
+            .wrap(NormalizePath::new(TrailingSlash::Trim))
+            .wrap(from_fn(rest::middleware::orthanc))
+            .configure(rest::configure)
+            .default_service(web::to(rest::middleware::unknown_route))
+    })
+    .workers(workers)
+    .keep_alive(keep_alive)
+    .client_request_timeout(Duration::from_secs(10))
+    .client_disconnect_timeout(Duration::from_secs(1))
+    .shutdown_timeout(2)
+    .disable_signals()
+    .bind(("0.0.0.0", settings.http_port))
+    .with_context(|| format!("cannot listen on HTTP port {}", settings.http_port))?;
+    let port = server.addrs().first().map_or(settings.http_port, |a| a.port());
+    let server = server.run();
+    let handle = server.handle();
+    tracing::info!("HTTP server listening on port {port}");
+    println!("pacsnode ready: HTTP port {port}");
+    let server_task = actix_web::rt::spawn(server);
+    let control = tokio::select! {
+        c = control_rx.recv() => c.unwrap_or(Control::Stop),
+        _ = stop_signal() => Control::Stop,
+    };
+    handle.stop(true).await;
+    let _ = server_task.await;
+    drop(changes);
+    drop(state);
+    Ok(control)
+}
+
+async fn stop_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+fn transfer_syntax_patterns(v: &Value) -> Vec<String> {
+    match v {
+        Value::Array(a) => a.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+        Value::String(s) => vec![s.clone()],
+        _ => vec!["1.2.840.10008.1.*".into()],
+    }
+}
+
+fn lua_scripts(settings: &Settings) -> Vec<String> {
+    settings
+        .lua_scripts
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).map_err(|e| tracing::error!("cannot read Lua script {p}: {e}")).ok())
+        .collect()
+}
+
+/// Puts the configured modalities and peers into the database (unless they are edited there).
+async fn seed_remotes(settings: &Settings, writer: &IndexWriter, reader: &index::IndexReader) -> Result<()> {
+    let lists = [
+        (RemoteTable::Modalities, &settings.dicom_modalities, settings.dicom_modalities_in_database),
+        (RemoteTable::Peers, &settings.orthanc_peers, settings.orthanc_peers_in_database),
+    ];
+    for (table, configured, in_database) in lists {
+        let existing = reader.remotes(table).await?;
+        if in_database && !existing.is_empty() {
+            continue;
+        }
+        let mut entries = Vec::new();
+        for (name, v) in configured {
+            let normalized = match table {
+                RemoteTable::Modalities => rest::remotes::normalize_modality(v),
+                RemoteTable::Peers => rest::remotes::normalize_peer(v),
+            };
+            match normalized {
+                Ok(n) => entries.push((name.clone(), n)),
+                Err(e) => tracing::warn!("ignoring the configuration of {name}: {e}"),
+            }
+        }
+        let stale: Vec<String> = existing.into_iter().map(|(n, _)| n).collect();
+        writer
+            .write(move |mut conn| async move {
+                let mut r = Ok(());
+                for name in &stale {
+                    r = r.and(index::write::delete_remote(&mut conn, table, name).await);
+                }
+                for (name, v) in &entries {
+                    r = r.and(index::write::put_remote(&mut conn, table, name, v).await);
+                }
+                (conn, r)
+            })
+            .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,70 @@
+//! The REST front end: Orthanc's routes, thin handlers that call the index reader or send
+//! messages to the actors.
+//!
+//! - [`error`]: Orthanc error codes and the JSON error body.
+//! - [`middleware`]: auth, method override, error bodies.
+//! - [`respond`]: JSON/XML/text answers and GET arguments.
+//! - [`resource_json`]: the JSON of a patient/study/series/instance.
+//! - one module per family of routes: [`system`], [`resources`], [`upload`], [`tags`],
+//!   [`metadata`], [`changes`], [`remotes`], [`tools`].
+
+pub mod changes;
+pub mod error;
+pub mod metadata;
+pub mod middleware;
+pub mod remotes;
+pub mod resource_json;
+pub mod resources;
+pub mod respond;
+pub mod system;
+pub mod tags;
+pub mod tools;
+pub mod upload;
+
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, RwLock};
+
+use actix::Addr;
+use actix_web::web;
+use pacsnode_actors::index::{IndexReader, IndexWriter};
+use pacsnode_actors::ingest::IngestActor;
+use pacsnode_actors::lua_actor::LuaActor;
+use pacsnode_actors::model::dicom::{Encoding, PrivateDictionary};
+use pacsnode_actors::storage::StorageArea;
+
+use crate::logging::LogLevels;
+use crate::settings::Settings;
+
+/// Settings that REST calls can change until the next restart.
+pub struct RuntimeState {
+    pub default_encoding: Arc<RwLock<Encoding>>,
+    pub accepted_transfer_syntaxes: RwLock<Vec<String>>,
+    pub unknown_sop_class_accepted: AtomicBool,
+}
+
+/// What every handler can reach.
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub reader: IndexReader,
+    pub writer: IndexWriter,
+    pub ingest: Addr<IngestActor>,
+    pub storage: StorageArea,
+    pub lua: Addr<LuaActor>,
+    pub logs: Arc<LogLevels>,
+    pub runtime: Arc<RuntimeState>,
+    pub dictionary: Arc<PrivateDictionary>,
+    /// Asks the server to stop (`/tools/shutdown`) or restart (`/tools/reset`).
+    pub control: tokio::sync::mpsc::Sender<crate::Control>,
+}
+
+/// The whole route table.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    system::configure(cfg);
+    tools::configure(cfg);
+    changes::configure(cfg);
+    remotes::configure(cfg);
+    upload::configure(cfg);
+    tags::configure(cfg);
+    metadata::configure(cfg);
+    resources::configure(cfg);
+}

@@ -1,0 +1,180 @@
+//! `/tools/*` routes that touch the data: lookup, bulk delete, Lua, and the settings that can
+//! change at run time (default encoding, accepted transfer syntaxes, unknown SOP classes).
+
+use std::sync::atomic::Ordering;
+
+use actix_web::web;
+use pacsnode_actors::lua_actor::ExecuteScript;
+use pacsnode_actors::model::dicom::Encoding;
+use pacsnode_actors::model::Level;
+use serde_json::{json, Value};
+
+use super::error::{ApiError, ApiResult, OrthancCode};
+use super::middleware::not_allowed;
+use super::respond::Answer;
+use super::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/tools/default-encoding")
+            .route(web::get().to(get_encoding))
+            .route(web::put().to(put_encoding))
+            .default_service(not_allowed("GET,PUT")),
+    )
+    .service(
+        web::resource("/tools/accepted-transfer-syntaxes")
+            .route(web::get().to(get_syntaxes))
+            .route(web::put().to(put_syntaxes))
+            .default_service(not_allowed("GET,PUT")),
+    )
+    .service(
+        web::resource("/tools/unknown-sop-class-accepted")
+            .route(web::get().to(get_unknown_sop))
+            .route(web::put().to(put_unknown_sop))
+            .default_service(not_allowed("GET,PUT")),
+    )
+    .service(web::resource("/tools/lookup").route(web::post().to(lookup)).default_service(not_allowed("POST")))
+    .service(web::resource("/tools/bulk-delete").route(web::post().to(bulk_delete)).default_service(not_allowed("POST")))
+    .service(
+        web::resource("/tools/execute-script").route(web::post().to(execute_script)).default_service(not_allowed("POST")),
+    );
+}
+
+fn body_text(body: &web::Bytes) -> String {
+    String::from_utf8_lossy(body).trim().to_string()
+}
+
+/// Parses a JSON request body, answering Orthanc's 400 when it is not JSON.
+pub fn parse_json(body: &[u8]) -> ApiResult<Value> {
+    serde_json::from_slice(body).map_err(|_| ApiError::bad_request("The body must contain a JSON document"))
+}
+
+async fn get_encoding(state: web::Data<AppState>) -> Answer {
+    let enc = *state.runtime.default_encoding.read().unwrap_or_else(|e| e.into_inner());
+    Answer::Text(enc.to_orthanc_name().to_string())
+}
+
+async fn put_encoding(state: web::Data<AppState>, body: web::Bytes) -> ApiResult<Answer> {
+    let name = body_text(&body);
+    let enc = Encoding::from_orthanc_name(&name)
+        .ok_or_else(|| ApiError::new(OrthancCode::ParameterOutOfRange, format!("Unknown encoding: {name}")))?;
+    *state.runtime.default_encoding.write().unwrap_or_else(|e| e.into_inner()) = enc;
+    Ok(Answer::Text(name))
+}
+
+fn syntaxes(state: &AppState) -> Value {
+    let list = state.runtime.accepted_transfer_syntaxes.read().unwrap_or_else(|e| e.into_inner());
+    let mut v = expand_syntaxes(&list);
+    v.sort();
+    json!(v)
+}
+
+/// The transfer syntaxes DICOM knows, to expand wildcards of AcceptedTransferSyntaxes.
+pub const KNOWN_SYNTAXES: &[&str] = &[
+    "1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.2",
+    "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70",
+    "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81", "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91",
+    "1.2.840.10008.1.2.4.92", "1.2.840.10008.1.2.4.93", "1.2.840.10008.1.2.4.94", "1.2.840.10008.1.2.4.95",
+    "1.2.840.10008.1.2.4.100", "1.2.840.10008.1.2.4.101", "1.2.840.10008.1.2.4.102", "1.2.840.10008.1.2.4.103",
+    "1.2.840.10008.1.2.4.104", "1.2.840.10008.1.2.4.105", "1.2.840.10008.1.2.4.106", "1.2.840.10008.1.2.4.107",
+    "1.2.840.10008.1.2.4.108", "1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202", "1.2.840.10008.1.2.4.203",
+    "1.2.840.10008.1.2.5",
+];
+
+/// Matches `*` and `?` wildcards.
+pub fn wildcard_match(pattern: &str, s: &str) -> bool {
+    fn go(p: &[u8], s: &[u8]) -> bool {
+        match (p.first(), s.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => go(&p[1..], s) || (!s.is_empty() && go(p, &s[1..])),
+            (Some(b'?'), Some(_)) => go(&p[1..], &s[1..]),
+            (Some(a), Some(b)) if a == b => go(&p[1..], &s[1..]),
+            _ => false,
+        }
+    }
+    go(pattern.as_bytes(), s.as_bytes())
+}
+
+/// The known transfer syntaxes that match any of the patterns.
+pub fn expand_syntaxes(patterns: &[String]) -> Vec<String> {
+    KNOWN_SYNTAXES
+        .iter()
+        .filter(|ts| patterns.iter().any(|p| wildcard_match(p, ts)))
+        .map(|s| s.to_string())
+        .collect()
+}
+
+async fn get_syntaxes(state: web::Data<AppState>) -> Answer {
+    Answer::Json(syntaxes(&state))
+}
+
+async fn put_syntaxes(state: web::Data<AppState>, body: web::Bytes) -> ApiResult<Answer> {
+    let patterns: Vec<String> = match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Array(a)) => a
+            .into_iter()
+            .map(|v| v.as_str().map(str::to_string))
+            .collect::<Option<_>>()
+            .ok_or_else(|| ApiError::bad_request("Expected a list of transfer syntaxes"))?,
+        Ok(Value::String(s)) => vec![s],
+        _ => vec![body_text(&body)],
+    };
+    *state.runtime.accepted_transfer_syntaxes.write().unwrap_or_else(|e| e.into_inner()) = patterns;
+    Ok(Answer::Json(syntaxes(&state)))
+}
+
+async fn get_unknown_sop(state: web::Data<AppState>) -> Answer {
+    let on = state.runtime.unknown_sop_class_accepted.load(Ordering::Relaxed);
+    Answer::Text(if on { "1" } else { "0" }.into())
+}
+
+async fn put_unknown_sop(state: web::Data<AppState>, body: web::Bytes) -> ApiResult<Answer> {
+    let on = match body_text(&body).to_ascii_lowercase().as_str() {
+        "1" | "true" => true,
+        "0" | "false" => false,
+        other => return Err(ApiError::new(OrthancCode::ParameterOutOfRange, format!("Boolean value expected: {other}"))),
+    };
+    state.runtime.unknown_sop_class_accepted.store(on, Ordering::Relaxed);
+    Ok(Answer::Empty)
+}
+
+async fn lookup(state: web::Data<AppState>, body: web::Bytes) -> ApiResult<Answer> {
+    let value = body_text(&body);
+    let found = state.reader.lookup(&value).await?;
+    let out: Vec<Value> = found
+        .into_iter()
+        .map(|(level, id)| json!({"ID": id, "Path": format!("/{}/{}", level.plural(), id), "Type": level.name()}))
+        .collect();
+    Ok(Answer::Json(Value::Array(out)))
+}
+
+async fn bulk_delete(state: web::Data<AppState>, body: web::Bytes) -> ApiResult<Answer> {
+    let v = parse_json(&body)?;
+    let ids = v
+        .get("Resources")
+        .and_then(Value::as_array)
+        .ok_or_else(|| ApiError::bad_request("Missing \"Resources\" array"))?;
+    for id in ids.iter().filter_map(Value::as_str) {
+        if let Some(row) = state.reader.resource_any(id).await? {
+            // A resource already gone with an earlier one of the list is fine.
+            let level: Level = row.level;
+            match super::resources::delete_resource(&state, level, id.to_string()).await {
+                Ok(_) => {}
+                Err(e) if e.code == OrthancCode::UnknownResource => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(Answer::Empty)
+}
+
+async fn execute_script(state: web::Data<AppState>, body: web::Bytes) -> ApiResult<Answer> {
+    if !state.settings.execute_lua_enabled {
+        return Err(ApiError::new(
+            OrthancCode::ForbiddenAccess,
+            "The REST API is not allowed to execute Lua scripts (set \"ExecuteLuaEnabled\" to true)",
+        ));
+    }
+    let script = String::from_utf8_lossy(&body).into_owned();
+    let out = state.lua.send(ExecuteScript(script)).await??;
+    Ok(Answer::Text(out))
+}
