@@ -35,7 +35,9 @@ fn directive(level: &str) -> &'static str {
 
 /// Parses an Orthanc verbosity name.
 pub fn parse_level(s: &str) -> Option<&'static str> {
-    ["default", "verbose", "trace"].into_iter().find(|l| *l == s)
+    ["default", "verbose", "trace"]
+        .into_iter()
+        .find(|l| *l == s)
 }
 
 impl LogLevels {
@@ -45,10 +47,17 @@ impl LogLevels {
         let (filter, handle) = reload::Layer::new(build_filter(&levels));
         let registry = tracing_subscriber::registry().with(filter);
         match logfile {
-            Some(file) => registry.with(fmt::layer().with_ansi(false).with_writer(Mutex::new(file))).init(),
-            None => registry.with(fmt::layer().with_writer(std::io::stderr)).init(),
+            Some(file) => registry
+                .with(fmt::layer().with_ansi(false).with_writer(Mutex::new(file)))
+                .init(),
+            None => registry
+                .with(fmt::layer().with_writer(std::io::stderr))
+                .init(),
         }
-        LogLevels { handle, levels: Mutex::new(levels) }
+        LogLevels {
+            handle,
+            levels: Mutex::new(levels),
+        }
     }
 
     /// The level of a category, or the main level (`None`).
@@ -62,7 +71,9 @@ impl LogLevels {
 
     /// Sets the level of a category, or of all of them (`None`).
     pub fn set(&self, category: Option<&str>, level: &'static str) {
-        let Ok(mut levels) = self.levels.lock() else { return };
+        let Ok(mut levels) = self.levels.lock() else {
+            return;
+        };
         for (c, l) in levels.iter_mut() {
             if category.is_none_or(|cat| cat == *c) {
                 *l = level;

@@ -64,7 +64,11 @@ struct Cli {
 }
 
 fn parse_cli() -> Result<Option<Cli>> {
-    let mut cli = Cli { config: None, level: "default", logfile: None };
+    let mut cli = Cli {
+        config: None,
+        level: "default",
+        logfile: None,
+    };
     let mut args = std::env::args().skip(1).peekable();
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -73,19 +77,28 @@ fn parse_cli() -> Result<Option<Cli>> {
                 return Ok(None);
             }
             "--version" => {
-                println!("pacsnode {} (Orthanc REST API mainline)", env!("CARGO_PKG_VERSION"));
+                println!(
+                    "pacsnode {} (Orthanc REST API mainline)",
+                    env!("CARGO_PKG_VERSION")
+                );
                 return Ok(None);
             }
             "--verbose" => cli.level = "verbose",
             "--trace" => cli.level = "trace",
             "--config" => cli.config = args.next().map(PathBuf::from),
             a if a.starts_with("--config=") => {
-                std::fs::write(&a["--config=".len()..], settings::DEFAULTS).context("cannot write the configuration")?;
+                std::fs::write(&a["--config=".len()..], settings::DEFAULTS)
+                    .context("cannot write the configuration")?;
                 return Ok(None);
             }
-            a if a.starts_with("--logfile=") => cli.logfile = Some(PathBuf::from(&a["--logfile=".len()..])),
+            a if a.starts_with("--logfile=") => {
+                cli.logfile = Some(PathBuf::from(&a["--logfile=".len()..]))
+            }
             a if a.starts_with("--logdir=") => {
-                let name = format!("pacsnode.{}.log", chrono::Local::now().format("%Y%m%d-%H%M%S"));
+                let name = format!(
+                    "pacsnode.{}.log",
+                    chrono::Local::now().format("%Y%m%d-%H%M%S")
+                );
                 cli.logfile = Some(Path::new(&a["--logdir=".len()..]).join(name));
             }
             a if a.starts_with("--") => eprintln!("ignoring unknown option {a}"),
@@ -96,9 +109,13 @@ fn parse_cli() -> Result<Option<Cli>> {
 }
 
 fn main() -> Result<()> {
-    let Some(cli) = parse_cli()? else { return Ok(()) };
+    let Some(cli) = parse_cli()? else {
+        return Ok(());
+    };
     let logfile = match &cli.logfile {
-        Some(p) => Some(std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?),
+        Some(p) => Some(
+            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        ),
         None => None,
     };
     let logs = Arc::new(LogLevels::init(cli.level, logfile));
@@ -116,10 +133,18 @@ fn main() -> Result<()> {
 
 fn private_dictionary(settings: &Settings) -> PrivateDictionary {
     let mut dict = PrivateDictionary::new();
-    if settings.raw.get("LoadPrivateDictionary").and_then(Value::as_bool).unwrap_or(true) {
+    if settings
+        .raw
+        .get("LoadPrivateDictionary")
+        .and_then(Value::as_bool)
+        .unwrap_or(true)
+    {
         // DCMTK's dictionaries, when installed, give the names Orthanc shows for private tags.
         if let Ok(dirs) = std::fs::read_dir("/usr/share") {
-            for dir in dirs.flatten().filter(|d| d.file_name().to_string_lossy().starts_with("libdcmtk")) {
+            for dir in dirs
+                .flatten()
+                .filter(|d| d.file_name().to_string_lossy().starts_with("libdcmtk"))
+            {
                 for file in ["dicom.dic", "private.dic"] {
                     if let Ok(text) = std::fs::read_to_string(dir.path().join(file)) {
                         dict.add_dcmtk_dic(&text);
@@ -135,14 +160,24 @@ fn private_dictionary(settings: &Settings) -> PrivateDictionary {
 /// Starts everything, serves until asked to stop or restart, then stops in order.
 async fn run(settings: Arc<Settings>, logs: Arc<LogLevels>) -> Result<Control> {
     let storage = StorageArea::new(&settings.storage_directory, settings.sync_storage_area)
-        .with_context(|| format!("cannot open the storage area {}", settings.storage_directory.display()))?;
-    let (conn, reader) = index::open(&settings.index_directory, 8).await.context("cannot open the index")?;
+        .with_context(|| {
+            format!(
+                "cannot open the storage area {}",
+                settings.storage_directory.display()
+            )
+        })?;
+    let (conn, reader) = index::open(&settings.index_directory, 8)
+        .await
+        .context("cannot open the index")?;
     let writer = IndexWriter(IndexActor::new(conn).start());
     seed_remotes(&settings, &writer, &reader).await?;
-    let default_encoding = Encoding::from_orthanc_name(&settings.default_encoding).unwrap_or(Encoding::Latin1);
+    let default_encoding =
+        Encoding::from_orthanc_name(&settings.default_encoding).unwrap_or(Encoding::Latin1);
     let runtime = Arc::new(RuntimeState {
         default_encoding: Arc::new(RwLock::new(default_encoding)),
-        accepted_transfer_syntaxes: RwLock::new(transfer_syntax_patterns(&settings.accepted_transfer_syntaxes)),
+        accepted_transfer_syntaxes: RwLock::new(transfer_syntax_patterns(
+            &settings.accepted_transfer_syntaxes,
+        )),
         unknown_sop_class_accepted: AtomicBool::new(settings.unknown_sop_class_accepted),
     });
     let ingest = IngestActor::new(
@@ -177,6 +212,7 @@ async fn run(settings: Arc<Settings>, logs: Arc<LogLevels>) -> Result<Control> {
         runtime,
         dictionary: Arc::new(private_dictionary(&settings)),
         control: control_tx,
+        chunks: Default::default(),
     });
     let compress = settings.http_compression_enabled;
     let keep_alive = if settings.keep_alive {
@@ -184,7 +220,9 @@ async fn run(settings: Arc<Settings>, logs: Arc<LogLevels>) -> Result<Control> {
     } else {
         actix_web::http::KeepAlive::Disabled
     };
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).min(settings.http_threads_count.max(1));
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(settings.http_threads_count.max(1));
     let app_state = state.clone();
     let server = HttpServer::new(move || {
         App::new()
@@ -204,7 +242,10 @@ async fn run(settings: Arc<Settings>, logs: Arc<LogLevels>) -> Result<Control> {
     .disable_signals()
     .bind(("0.0.0.0", settings.http_port))
     .with_context(|| format!("cannot listen on HTTP port {}", settings.http_port))?;
-    let port = server.addrs().first().map_or(settings.http_port, |a| a.port());
+    let port = server
+        .addrs()
+        .first()
+        .map_or(settings.http_port, |a| a.port());
     let server = server.run();
     let handle = server.handle();
     tracing::info!("HTTP server listening on port {port}");
@@ -222,7 +263,8 @@ async fn run(settings: Arc<Settings>, logs: Arc<LogLevels>) -> Result<Control> {
 }
 
 async fn stop_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("signal handler");
     tokio::select! {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
@@ -231,7 +273,11 @@ async fn stop_signal() {
 
 fn transfer_syntax_patterns(v: &Value) -> Vec<String> {
     match v {
-        Value::Array(a) => a.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+        Value::Array(a) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
         Value::String(s) => vec![s.clone()],
         _ => vec!["1.2.840.10008.1.*".into()],
     }
@@ -241,15 +287,31 @@ fn lua_scripts(settings: &Settings) -> Vec<String> {
     settings
         .lua_scripts
         .iter()
-        .filter_map(|p| std::fs::read_to_string(p).map_err(|e| tracing::error!("cannot read Lua script {p}: {e}")).ok())
+        .filter_map(|p| {
+            std::fs::read_to_string(p)
+                .map_err(|e| tracing::error!("cannot read Lua script {p}: {e}"))
+                .ok()
+        })
         .collect()
 }
 
 /// Puts the configured modalities and peers into the database (unless they are edited there).
-async fn seed_remotes(settings: &Settings, writer: &IndexWriter, reader: &index::IndexReader) -> Result<()> {
+async fn seed_remotes(
+    settings: &Settings,
+    writer: &IndexWriter,
+    reader: &index::IndexReader,
+) -> Result<()> {
     let lists = [
-        (RemoteTable::Modalities, &settings.dicom_modalities, settings.dicom_modalities_in_database),
-        (RemoteTable::Peers, &settings.orthanc_peers, settings.orthanc_peers_in_database),
+        (
+            RemoteTable::Modalities,
+            &settings.dicom_modalities,
+            settings.dicom_modalities_in_database,
+        ),
+        (
+            RemoteTable::Peers,
+            &settings.orthanc_peers,
+            settings.orthanc_peers_in_database,
+        ),
     ];
     for (table, configured, in_database) in lists {
         let existing = reader.remotes(table).await?;

@@ -26,7 +26,6 @@ pub struct Settings {
     pub http_port: u16,
     pub http_describe_errors: bool,
     pub http_compression_enabled: bool,
-    pub dicom_server_enabled: bool,
     pub dicom_aet: String,
     pub dicom_port: u16,
     pub default_encoding: String,
@@ -40,16 +39,12 @@ pub struct Settings {
     pub orthanc_peers: Map<String, Value>,
     pub orthanc_peers_in_database: bool,
     pub user_metadata: BTreeMap<String, i64>,
-    pub user_content_type: Map<String, Value>,
     pub stable_age: u64,
-    pub log_exported_resources: bool,
     pub keep_alive: bool,
     pub keep_alive_timeout: u64,
     pub http_threads_count: usize,
-    pub store_dicom: bool,
     pub overwrite_instances: bool,
     pub execute_lua_enabled: bool,
-    pub rest_api_write_to_file_system_enabled: bool,
     pub http_request_timeout: u64,
     pub sync_storage_area: bool,
     pub check_revisions: bool,
@@ -103,7 +98,10 @@ impl Settings {
     pub fn validate(&self) -> Result<()> {
         let open = self.remote_access_allowed
             && (!self.authentication() || self.registered_users.is_empty());
-        if open && !self.pacsnode_allow_insecure_remote_access && self.authentication_enabled != Some(false) {
+        if open
+            && !self.pacsnode_allow_insecure_remote_access
+            && self.authentication_enabled != Some(false)
+        {
             bail!(
                 "RemoteAccessAllowed is true but no RegisteredUsers are defined: refusing to start \
                  (set AuthenticationEnabled to false explicitly to allow unauthenticated remote access)"
@@ -119,7 +117,9 @@ pub fn read_user_config(path: &Path) -> Result<Map<String, Value>> {
     if path.is_dir() {
         for entry in std::fs::read_dir(path)? {
             let p = entry?.path();
-            if p.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) {
+            if p.extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+            {
                 files.push(p);
             }
         }
@@ -237,7 +237,10 @@ mod tests {
     #[test]
     fn env_is_substituted() {
         std::env::set_var("PACSNODE_TEST_VAR", "42");
-        assert_eq!(substitute_env("a ${PACSNODE_TEST_VAR} ${NOPE_X:-d}"), "a 42 d");
+        assert_eq!(
+            substitute_env("a ${PACSNODE_TEST_VAR} ${NOPE_X:-d}"),
+            "a 42 d"
+        );
     }
 
     #[test]

@@ -17,7 +17,11 @@ pub struct ChangesActor {
 
 impl ChangesActor {
     pub fn new(index: IndexWriter, period: Duration) -> Self {
-        ChangesActor { index, period, busy: false }
+        ChangesActor {
+            index,
+            period,
+            busy: false,
+        }
     }
 }
 
@@ -45,7 +49,10 @@ impl Handler<CheckStable> for ChangesActor {
         let index = self.index.clone();
         let fut = async move {
             let now = chrono::Utc::now();
-            let (ms, iso) = (now.timestamp_millis(), now.format("%Y%m%dT%H%M%S").to_string());
+            let (ms, iso) = (
+                now.timestamp_millis(),
+                now.format("%Y%m%dT%H%M%S").to_string(),
+            );
             let r = index
                 .write(move |mut conn| async move {
                     let r = crate::index::write::mark_stable(&mut conn, ms, &iso, 1000).await;

@@ -82,9 +82,20 @@ pub struct IngestActor {
 }
 
 impl IngestActor {
-    pub fn new(storage: StorageArea, index: IndexWriter, reader: IndexReader, settings: IngestSettings) -> Self {
+    pub fn new(
+        storage: StorageArea,
+        index: IndexWriter,
+        reader: IndexReader,
+        settings: IngestSettings,
+    ) -> Self {
         let permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
-        IngestActor { storage, index, reader, settings, permits }
+        IngestActor {
+            storage,
+            index,
+            reader,
+            settings,
+            permits,
+        }
     }
 }
 
@@ -96,23 +107,40 @@ impl Handler<StoreInstance> for IngestActor {
     type Result = ResponseFuture<Result<StoredInstance, IngestError>>;
 
     fn handle(&mut self, msg: StoreInstance, _ctx: &mut Context<Self>) -> Self::Result {
-        let (storage, index, reader) = (self.storage.clone(), self.index.clone(), self.reader.clone());
+        let (storage, index, reader) = (
+            self.storage.clone(),
+            self.index.clone(),
+            self.reader.clone(),
+        );
         let (settings, permits) = (self.settings.clone(), self.permits.clone());
         Box::pin(async move {
-            let _permit = permits.acquire_owned().await.map_err(|e| IngestError::Internal(e.to_string()))?;
-            let encoding = *settings.default_encoding.read().unwrap_or_else(|e| e.into_inner());
+            let _permit = permits
+                .acquire_owned()
+                .await
+                .map_err(|e| IngestError::Internal(e.to_string()))?;
+            let encoding = *settings
+                .default_encoding
+                .read()
+                .unwrap_or_else(|e| e.into_inner());
             let data = msg.data.clone();
             let prepared = tokio::task::spawn_blocking(move || prepare(&data, encoding))
                 .await
                 .map_err(|e| IngestError::Internal(e.to_string()))??;
             if !settings.overwrite && reader.exists(&prepared.ids.instance).await? {
-                return Ok(StoredInstance { ids: prepared.ids, status: StoreStatus::AlreadyStored });
+                return Ok(StoredInstance {
+                    ids: prepared.ids,
+                    status: StoreStatus::AlreadyStored,
+                });
             }
             let (data, compress, st) = (msg.data.clone(), settings.compress, storage.clone());
             let (file, md5, compressed_md5) = tokio::task::spawn_blocking(move || {
                 let file = st.write(&data, compress)?;
                 let md5 = hex_md5(&data);
-                let cmd5 = if compress { hex_md5(&st.read_raw(&file.uuid)?) } else { md5.clone() };
+                let cmd5 = if compress {
+                    hex_md5(&st.read_raw(&file.uuid)?)
+                } else {
+                    md5.clone()
+                };
                 Ok::<_, StorageError>((file, md5, cmd5))
             })
             .await
@@ -143,7 +171,10 @@ impl Handler<StoreInstance> for IngestActor {
                 obsolete.push(uuid);
             }
             remove_files(&storage, obsolete).await;
-            Ok(StoredInstance { ids, status: outcome.status })
+            Ok(StoredInstance {
+                ids,
+                status: outcome.status,
+            })
         })
     }
 }
@@ -158,7 +189,10 @@ pub async fn remove_files(storage: &StorageArea, uuids: Vec<String>) {
 }
 
 fn hex_md5(data: &[u8]) -> String {
-    Md5::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+    Md5::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// What parsing found, before anything is written.
@@ -202,7 +236,12 @@ impl Prepared {
             series_metadata.push((MetadataType::RemoteAet, aet.clone()));
         }
         NewInstance {
-            ids: [self.ids.patient, self.ids.study, self.ids.series, self.ids.instance],
+            ids: [
+                self.ids.patient,
+                self.ids.study,
+                self.ids.series,
+                self.ids.instance,
+            ],
             identifiers: self.identifiers,
             main_tags: self.main_tags,
             metadata,
@@ -226,10 +265,17 @@ fn tag(t: TagNum) -> Tag {
 
 /// Parses and checks a DICOM file, and extracts what the index needs. Blocking.
 fn prepare(data: &[u8], default_encoding: Encoding) -> Result<Prepared, IngestError> {
-    let opts = ParseOptions { stop_at_pixel_data: true, ..Default::default() };
+    let opts = ParseOptions {
+        stop_at_pixel_data: true,
+        ..Default::default()
+    };
     let file = dicom::parse(data, &opts).map_err(|e| IngestError::BadFileFormat(e.to_string()))?;
     let charset = file.charset_or(default_encoding);
-    let get = |t: TagNum| file.dataset.string(tag(t), charset).map(|s| s.trim().to_string());
+    let get = |t: TagNum| {
+        file.dataset
+            .string(tag(t), charset)
+            .map(|s| s.trim().to_string())
+    };
     let identifiers = [
         get(main_tags::PATIENT_ID).unwrap_or_default(),
         get(main_tags::STUDY_INSTANCE_UID).unwrap_or_default(),
@@ -241,7 +287,12 @@ fn prepare(data: &[u8], default_encoding: Encoding) -> Result<Prepared, IngestEr
             "missing StudyInstanceUID, SeriesInstanceUID or SOPInstanceUID".into(),
         ));
     }
-    let ids = InstanceIds::compute(&identifiers[0], &identifiers[1], &identifiers[2], &identifiers[3]);
+    let ids = InstanceIds::compute(
+        &identifiers[0],
+        &identifiers[1],
+        &identifiers[2],
+        &identifiers[3],
+    );
     let main_tags = Level::ALL.map(|level| extract_main_tags(&file, level, charset));
     let mut metadata = vec![(MetadataType::TransferSyntax, file.transfer_syntax.clone())];
     if let Some(v) = get(main_tags::SOP_CLASS_UID) {
@@ -259,12 +310,18 @@ fn prepare(data: &[u8], default_encoding: Encoding) -> Result<Prepared, IngestEr
     for level in Level::ALL {
         let _ = level; // signatures are per level; Orthanc stores them on every level
     }
-    metadata.push((MetadataType::MainDicomTagsSignature, main_tags::signature(Level::Instance)));
+    metadata.push((
+        MetadataType::MainDicomTagsSignature,
+        main_tags::signature(Level::Instance),
+    ));
     let mut series_metadata = Vec::new();
     if let Some(n) = expected_instances(&get) {
         series_metadata.push((MetadataType::ExpectedNumberOfInstances, n.to_string()));
     }
-    series_metadata.push((MetadataType::MainDicomTagsSignature, main_tags::signature(Level::Series)));
+    series_metadata.push((
+        MetadataType::MainDicomTagsSignature,
+        main_tags::signature(Level::Series),
+    ));
     let header = data[..file.header_end.min(data.len())].to_vec();
     Ok(Prepared {
         ids,
@@ -281,28 +338,31 @@ fn extract_main_tags(file: &DicomFile, level: Level, charset: Encoding) -> Map<S
     let mut out = Map::new();
     for m in main_tags::for_level(level) {
         if let Some(v) = file.dataset.string(tag(m.tag), charset) {
-            out.insert(main_tags::tag_key(m.tag), Value::String(v.trim_end().to_string()));
+            out.insert(
+                main_tags::tag_key(m.tag),
+                Value::String(v.trim_end().to_string()),
+            );
         }
     }
     if level == Level::Study {
         // Orthanc keeps the patient module in the study too (PatientMainDicomTags).
         for m in main_tags::PATIENT {
             if let Some(v) = file.dataset.string(tag(m.tag), charset) {
-                out.insert(main_tags::tag_key(m.tag), Value::String(v.trim_end().to_string()));
+                out.insert(
+                    main_tags::tag_key(m.tag),
+                    Value::String(v.trim_end().to_string()),
+                );
             }
         }
     }
     out
 }
 
-/// Orthanc's ExpectedNumberOfInstances rule.
+/// Orthanc's ExpectedNumberOfInstances rule (ImagesInAcquisition alone does not count).
 fn expected_instances(get: &dyn Fn(TagNum) -> Option<String>) -> Option<u64> {
     let num = |t: TagNum| get(t).and_then(|s| s.trim().parse::<u64>().ok());
     if let (Some(a), Some(b)) = (num((0x0020, 0x1002)), num((0x0020, 0x0105))) {
         return Some(a * b);
-    }
-    if let Some(a) = num((0x0020, 0x1002)) {
-        return Some(a);
     }
     if let (Some(a), Some(b)) = (num((0x0054, 0x0081)), num((0x0054, 0x0101))) {
         return Some(a * b);

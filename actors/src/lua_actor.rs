@@ -28,7 +28,9 @@ impl LuaActor {
     /// Starts the actor on its own thread, running the configured `LuaScripts` first.
     pub fn start(scripts: Vec<String>) -> Addr<LuaActor> {
         SyncArbiter::start(1, move || {
-            let engine = LuaEngine::new().map_err(|e| tracing::error!("cannot start Lua: {e}")).ok();
+            let engine = LuaEngine::new()
+                .map_err(|e| tracing::error!("cannot start Lua: {e}"))
+                .ok();
             if let Some(engine) = &engine {
                 for script in &scripts {
                     if let Err(e) = engine.execute(script) {
@@ -61,7 +63,9 @@ impl Handler<CallCallback> for LuaActor {
 
     fn handle(&mut self, msg: CallCallback, _: &mut SyncContext<Self>) -> Self::Result {
         match &self.engine {
-            Some(engine) if engine.has_function(msg.name) => engine.call(msg.name, &msg.args).map(Some),
+            Some(engine) if engine.has_function(msg.name) => {
+                engine.call(msg.name, &msg.args).map(Some)
+            }
             _ => Ok(None),
         }
     }

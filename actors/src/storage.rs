@@ -92,7 +92,11 @@ impl StorageArea {
             uuid,
             compressed_size,
             uncompressed_size: data.len() as u64,
-            compression: if compress { StoredCompression::ZlibWithSize } else { StoredCompression::None },
+            compression: if compress {
+                StoredCompression::ZlibWithSize
+            } else {
+                StoredCompression::None
+            },
         })
     }
 
@@ -105,11 +109,17 @@ impl StorageArea {
     }
 
     /// Reads an attachment and uncompresses it if needed.
-    pub fn read(&self, uuid: &str, compression: StoredCompression) -> Result<Vec<u8>, StorageError> {
+    pub fn read(
+        &self,
+        uuid: &str,
+        compression: StoredCompression,
+    ) -> Result<Vec<u8>, StorageError> {
         let raw = self.read_raw(uuid)?;
         match compression {
             StoredCompression::None => Ok(raw),
-            StoredCompression::ZlibWithSize => uncompress(&raw).ok_or_else(|| StorageError::Corrupted(uuid.into())),
+            StoredCompression::ZlibWithSize => {
+                uncompress(&raw).ok_or_else(|| StorageError::Corrupted(uuid.into()))
+            }
         }
     }
 
@@ -142,10 +152,18 @@ mod tests {
         let area = StorageArea::new(dir.path(), true).unwrap();
         for compress in [false, true] {
             let f = area.write(b"hello hello hello", compress).unwrap();
-            assert!(area.path(&f.uuid).starts_with(dir.path().join(&f.uuid[..2]).join(&f.uuid[2..4])));
-            assert_eq!(area.read(&f.uuid, f.compression).unwrap(), b"hello hello hello");
+            assert!(area
+                .path(&f.uuid)
+                .starts_with(dir.path().join(&f.uuid[..2]).join(&f.uuid[2..4])));
+            assert_eq!(
+                area.read(&f.uuid, f.compression).unwrap(),
+                b"hello hello hello"
+            );
             area.remove(&f.uuid);
-            assert!(matches!(area.read_raw(&f.uuid), Err(StorageError::Missing(_))));
+            assert!(matches!(
+                area.read_raw(&f.uuid),
+                Err(StorageError::Missing(_))
+            ));
         }
     }
 }

@@ -29,7 +29,10 @@ fn int_arg(req: &HttpRequest, name: &str) -> ApiResult<Option<i64>> {
     match arg(req, name) {
         None => Ok(None),
         Some(v) => v.trim().parse().map(Some).map_err(|_| {
-            ApiError::new(OrthancCode::ParameterOutOfRange, format!("Argument \"{name}\" must be an integer: {v}"))
+            ApiError::new(
+                OrthancCode::ParameterOutOfRange,
+                format!("Argument \"{name}\" must be an integer: {v}"),
+            )
         }),
     }
 }
@@ -52,18 +55,31 @@ async fn get_changes(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<
     let since = int_arg(&req, "since")?;
     let to = int_arg(&req, "to")?;
     let mut types = Vec::new();
-    for name in arg(&req, "type").unwrap_or_default().split(';').filter(|s| !s.is_empty()) {
-        let t = ChangeType::from_name(name.trim())
-            .ok_or_else(|| ApiError::new(OrthancCode::ParameterOutOfRange, format!("Unknown change type: {name}")))?;
+    for name in arg(&req, "type")
+        .unwrap_or_default()
+        .split(';')
+        .filter(|s| !s.is_empty())
+    {
+        let t = ChangeType::from_name(name.trim()).ok_or_else(|| {
+            ApiError::new(
+                OrthancCode::ParameterOutOfRange,
+                format!("Unknown change type: {name}"),
+            )
+        })?;
         types.push(t.number());
     }
     let global_last = reader.last_seq().await?;
     let (changes, done) = if flag(&req, "last")?.unwrap_or(false) {
-        (reader.last_change().await?.into_iter().collect::<Vec<_>>(), true)
+        (
+            reader.last_change().await?.into_iter().collect::<Vec<_>>(),
+            true,
+        )
     } else if let (Some(to), None) = (to, since) {
         (reader.changes_before(to, limit, &types).await?, false)
     } else {
-        let mut rows = reader.changes(since.unwrap_or(0), limit + 1, &types, to).await?;
+        let mut rows = reader
+            .changes(since.unwrap_or(0), limit + 1, &types, to)
+            .await?;
         let done = rows.len() as i64 <= limit;
         rows.truncate(limit as usize);
         (rows, done)
@@ -95,8 +111,13 @@ async fn get_exports(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<
     let mut rows = state.reader.exports(since, limit + 1).await?;
     let done = rows.len() as i64 <= limit;
     rows.truncate(limit as usize);
-    let last = rows.last().and_then(|r| r.get("Seq").and_then(Value::as_i64)).unwrap_or(since);
-    Ok(Answer::Json(json!({ "Exports": rows, "Done": done, "Last": last })))
+    let last = rows
+        .last()
+        .and_then(|r| r.get("Seq").and_then(Value::as_i64))
+        .unwrap_or(since);
+    Ok(Answer::Json(
+        json!({ "Exports": rows, "Done": done, "Last": last }),
+    ))
 }
 
 async fn delete_exports(state: web::Data<AppState>) -> ApiResult<Answer> {

@@ -17,16 +17,11 @@ pub enum OrthancCode {
     ParameterOutOfRange,
     InexistentItem,
     BadRequest,
-    UriSyntax,
     InexistentFile,
     BadFileFormat,
     UnknownResource,
     FullStorage,
     CorruptedFile,
-    InexistentTag,
-    BadJson,
-    Unauthorized,
-    NotAcceptable,
     DatabaseUnavailable,
     Database,
     Revision,
@@ -44,20 +39,11 @@ impl OrthancCode {
             OrthancCode::InexistentItem => (7, 404, "Accessing an inexistent item"),
             OrthancCode::BadRequest => (8, 400, "Bad request"),
             OrthancCode::Database => (11, 500, "Error with the database engine"),
-            OrthancCode::UriSyntax => (12, 400, "Badly formatted URI"),
             OrthancCode::InexistentFile => (13, 404, "Inexistent file"),
             OrthancCode::BadFileFormat => (15, 400, "Bad file format"),
             OrthancCode::UnknownResource => (17, 404, "Unknown resource"),
             OrthancCode::FullStorage => (19, 507, "The file storage is full"),
             OrthancCode::CorruptedFile => (20, 500, "Corrupted file (e.g. inconsistent MD5 hash)"),
-            OrthancCode::InexistentTag => (21, 404, "Inexistent tag"),
-            OrthancCode::BadJson => (28, 400, "Cannot parse a JSON document"),
-            OrthancCode::Unauthorized => (29, 401, "Bad credentials were provided to an HTTP request"),
-            OrthancCode::NotAcceptable => (
-                34,
-                406,
-                "Cannot send a response which is acceptable according to the Accept HTTP header",
-            ),
             OrthancCode::DatabaseUnavailable => (36, 503, "The database is currently not available (probably a transient situation)"),
             OrthancCode::Revision => (
                 43,
@@ -75,6 +61,8 @@ impl OrthancCode {
 pub struct ApiError {
     pub code: OrthancCode,
     pub details: Option<String>,
+    /// Answer with the status only, as Orthanc does for an absent resource or metadata.
+    pub silent: bool,
 }
 
 /// What the error middleware needs to complete the body with `Method` and `Uri`.
@@ -83,10 +71,26 @@ pub struct ErrorInfo(pub ApiError);
 
 impl ApiError {
     pub fn new(code: OrthancCode, details: impl Into<String>) -> Self {
-        ApiError { code, details: Some(details.into()) }
+        ApiError {
+            code,
+            details: Some(details.into()),
+            silent: false,
+        }
     }
     pub fn bare(code: OrthancCode) -> Self {
-        ApiError { code, details: None }
+        ApiError {
+            code,
+            details: None,
+            silent: false,
+        }
+    }
+    /// An error answered without a body.
+    pub fn silent(code: OrthancCode) -> Self {
+        ApiError {
+            code,
+            details: None,
+            silent: true,
+        }
     }
     pub fn bad_request(details: impl Into<String>) -> Self {
         Self::new(OrthancCode::BadRequest, details)
@@ -153,7 +157,7 @@ impl From<IndexError> for ApiError {
             IndexError::Unavailable => OrthancCode::DatabaseUnavailable,
         };
         match code {
-            OrthancCode::UnknownResource | OrthancCode::InexistentItem => ApiError::bare(code),
+            OrthancCode::UnknownResource | OrthancCode::InexistentItem => ApiError::silent(code),
             _ => ApiError::new(code, e.to_string()),
         }
     }
@@ -184,7 +188,10 @@ impl From<IngestError> for ApiError {
 impl From<LuaError> for ApiError {
     fn from(e: LuaError) -> Self {
         let details = match &e {
-            LuaError::Syntax(m) | LuaError::Runtime(m) | LuaError::Memory(m) | LuaError::NoSuchFunction(m) => m.clone(),
+            LuaError::Syntax(m)
+            | LuaError::Runtime(m)
+            | LuaError::Memory(m)
+            | LuaError::NoSuchFunction(m) => m.clone(),
             LuaError::Timeout(_) => e.to_string(),
         };
         ApiError::new(OrthancCode::CannotExecuteLua, details)

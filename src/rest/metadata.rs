@@ -17,35 +17,48 @@ use super::AppState;
 
 const L: &str = "{level:patients|studies|series|instances}";
 const ATTACHMENT_OPERATIONS: &[&str] = &[
-    "compress", "compressed-data", "compressed-md5", "compressed-size", "data", "info", "is-compressed", "md5",
-    "size", "uncompress", "verify-md5",
+    "compress",
+    "compressed-data",
+    "compressed-md5",
+    "compressed-size",
+    "data",
+    "info",
+    "is-compressed",
+    "md5",
+    "size",
+    "uncompress",
+    "verify-md5",
 ];
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource(format!("/{L}/{{id}}/metadata")).route(web::get().to(list)).default_service(not_allowed("GET")))
-        .service(
-            web::resource(format!("/{L}/{{id}}/metadata/{{name}}"))
-                .route(web::get().to(get))
-                .route(web::put().to(put))
-                .route(web::delete().to(delete))
-                .default_service(not_allowed("DELETE,GET,PUT")),
-        )
-        .service(
-            web::resource(format!("/{L}/{{id}}/attachments"))
-                .route(web::get().to(attachments))
-                .default_service(not_allowed("GET")),
-        )
-        .service(
-            web::resource(format!("/{L}/{{id}}/attachments/{{name}}"))
-                .route(web::get().to(attachment_operations))
-                .default_service(not_allowed("GET")),
-        )
-        .service(
-            web::resource(format!("/{L}/{{id}}/attachments/{{name}}/{{op}}"))
-                .route(web::get().to(attachment_get))
-                .route(web::post().to(attachment_post))
-                .default_service(not_allowed("GET,POST")),
-        );
+    cfg.service(
+        web::resource(format!("/{L}/{{id}}/metadata"))
+            .route(web::get().to(list))
+            .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource(format!("/{L}/{{id}}/metadata/{{name}}"))
+            .route(web::get().to(get))
+            .route(web::put().to(put))
+            .route(web::delete().to(delete))
+            .default_service(not_allowed("DELETE,GET,PUT")),
+    )
+    .service(
+        web::resource(format!("/{L}/{{id}}/attachments"))
+            .route(web::get().to(attachments))
+            .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource(format!("/{L}/{{id}}/attachments/{{name}}"))
+            .route(web::get().to(attachment_operations))
+            .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource(format!("/{L}/{{id}}/attachments/{{name}}/{{op}}"))
+            .route(web::get().to(attachment_get))
+            .route(web::post().to(attachment_post))
+            .default_service(not_allowed("GET,POST")),
+    );
 }
 
 /// Resolves a metadata name (built-in, user-defined, or a number) to its number.
@@ -73,7 +86,10 @@ fn metadata_name(state: &AppState, number: i64) -> String {
 }
 
 fn md5_hex(data: &[u8]) -> String {
-    Md5::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+    Md5::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn etag(revision: i64, md5: &str) -> String {
@@ -82,12 +98,21 @@ fn etag(revision: i64, md5: &str) -> String {
 
 /// The revision given by `If-Match` (`"rev-md5"`).
 fn if_match(req: &HttpRequest) -> ApiResult<Option<i64>> {
-    let Some(v) = req.headers().get(header::IF_MATCH).and_then(|v| v.to_str().ok()) else { return Ok(None) };
+    let Some(v) = req
+        .headers()
+        .get(header::IF_MATCH)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Ok(None);
+    };
     let v = v.trim().trim_matches('"');
     let rev = v.split('-').next().unwrap_or("");
-    rev.parse()
-        .map(Some)
-        .map_err(|_| ApiError::new(OrthancCode::Revision, format!("Bad revision in \"If-Match\": {v}")))
+    rev.parse().map(Some).map_err(|_| {
+        ApiError::new(
+            OrthancCode::Revision,
+            format!("Bad revision in \"If-Match\": {v}"),
+        )
+    })
 }
 
 fn name_of(req: &HttpRequest) -> String {
@@ -97,42 +122,76 @@ fn name_of(req: &HttpRequest) -> String {
 async fn list(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<Answer> {
     let row = lookup(&state, &req).await?;
     let numeric = flag(&req, "numeric")?.unwrap_or(false);
-    let key = |n: i64| if numeric { n.to_string() } else { metadata_name(&state, n) };
+    let key = |n: i64| {
+        if numeric {
+            n.to_string()
+        } else {
+            metadata_name(&state, n)
+        }
+    };
     let meta = state.reader.metadata(row.id).await?;
     if flag(&req, "expand")?.unwrap_or(false) {
-        let m: Map<String, Value> = meta.into_iter().map(|(n, v, _)| (key(n), json!(v))).collect();
+        let m: Map<String, Value> = meta
+            .into_iter()
+            .map(|(n, v, _)| (key(n), json!(v)))
+            .collect();
         return Ok(Answer::Json(Value::Object(m)));
     }
     if numeric {
-        return Ok(Answer::Json(json!(meta.iter().map(|(n, _, _)| n).collect::<Vec<_>>())));
+        return Ok(Answer::Json(json!(meta
+            .iter()
+            .map(|(n, _, _)| n)
+            .collect::<Vec<_>>())));
     }
-    Ok(Answer::Json(json!(meta.iter().map(|(n, _, _)| key(*n)).collect::<Vec<_>>())))
+    Ok(Answer::Json(json!(meta
+        .iter()
+        .map(|(n, _, _)| key(*n))
+        .collect::<Vec<_>>())))
 }
 
 async fn get(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<HttpResponse> {
     let row = lookup(&state, &req).await?;
     let name = name_of(&req);
-    let number = metadata_number(&state, &name).ok_or_else(|| ApiError::inexistent_item(format!("Unknown metadata: {name}")))?;
-    let (value, revision) = state.reader.metadata_one(row.id, number).await?.ok_or_else(|| ApiError::bare(OrthancCode::InexistentItem))?;
+    let number = metadata_number(&state, &name)
+        .ok_or_else(|| ApiError::inexistent_item(format!("Unknown metadata: {name}")))?;
+    let (value, revision) = state
+        .reader
+        .metadata_one(row.id, number)
+        .await?
+        .ok_or_else(|| ApiError::silent(OrthancCode::InexistentItem))?;
     let tag = etag(revision, &md5_hex(value.as_bytes()));
-    let none_match = req.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok());
+    let none_match = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok());
     if none_match.is_some_and(|v| v.trim() == tag) {
         return Ok(HttpResponse::NotModified().finish());
     }
-    Ok(HttpResponse::Ok().content_type("text/plain").insert_header((header::ETAG, tag)).body(value))
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain")
+        .insert_header((header::ETAG, tag))
+        .body(value))
 }
 
 fn writable(number: i64) -> ApiResult<()> {
     if number < 1024 {
-        return Err(ApiError::new(OrthancCode::ForbiddenAccess, "Cannot modify a reserved metadata"));
+        return Err(ApiError::new(
+            OrthancCode::ForbiddenAccess,
+            "Cannot modify a reserved metadata",
+        ));
     }
     Ok(())
 }
 
-async fn put(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> ApiResult<HttpResponse> {
+async fn put(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> ApiResult<HttpResponse> {
     let row = lookup(&state, &req).await?;
     let name = name_of(&req);
-    let number = metadata_number(&state, &name).ok_or_else(|| ApiError::inexistent_item(format!("Unknown metadata: {name}")))?;
+    let number = metadata_number(&state, &name)
+        .ok_or_else(|| ApiError::inexistent_item(format!("Unknown metadata: {name}")))?;
     writable(number)?;
     let value = String::from_utf8_lossy(&body).into_owned();
     let mut expected = if_match(&req)?;
@@ -146,11 +205,18 @@ async fn put(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> 
     } else if !state.settings.check_revisions {
         expected = None;
     }
-    let (id, v, now) = (row.public_id.clone(), value.clone(), chrono::Local::now().format("%Y%m%dT%H%M%S").to_string());
+    let (id, v, now) = (
+        row.public_id.clone(),
+        value.clone(),
+        chrono::Local::now().format("%Y%m%dT%H%M%S").to_string(),
+    );
     let revision = state
         .writer
         .write(move |mut conn| async move {
-            let r = pacsnode_actors::index::write::set_metadata(&mut conn, &id, number, &v, expected, &now).await;
+            let r = pacsnode_actors::index::write::set_metadata(
+                &mut conn, &id, number, &v, expected, &now,
+            )
+            .await;
             (conn, r)
         })
         .await?;
@@ -163,7 +229,8 @@ async fn put(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> 
 async fn delete(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<Answer> {
     let row = lookup(&state, &req).await?;
     let name = name_of(&req);
-    let number = metadata_number(&state, &name).ok_or_else(|| ApiError::inexistent_item(format!("Unknown metadata: {name}")))?;
+    let number = metadata_number(&state, &name)
+        .ok_or_else(|| ApiError::inexistent_item(format!("Unknown metadata: {name}")))?;
     writable(number)?;
     let expected = if_match(&req)?;
     if state.settings.check_revisions && expected.is_none() {
@@ -173,11 +240,19 @@ async fn delete(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<Answe
         ));
     }
     let id = row.public_id.clone();
-    let expected = if state.settings.check_revisions { expected } else { None };
+    let now = chrono::Local::now().format("%Y%m%dT%H%M%S").to_string();
+    let expected = if state.settings.check_revisions {
+        expected
+    } else {
+        None
+    };
     state
         .writer
         .write(move |mut conn| async move {
-            let r = pacsnode_actors::index::write::delete_metadata(&mut conn, &id, number, expected).await;
+            let r = pacsnode_actors::index::write::delete_metadata(
+                &mut conn, &id, number, expected, &now,
+            )
+            .await;
             (conn, r)
         })
         .await?;
@@ -193,7 +268,10 @@ fn attachment_name(file_type: i64) -> String {
     }
 }
 
-async fn find_attachment(state: &AppState, req: &HttpRequest) -> ApiResult<(pacsnode_actors::index::ResourceRow, AttachmentRow)> {
+async fn find_attachment(
+    state: &AppState,
+    req: &HttpRequest,
+) -> ApiResult<(pacsnode_actors::index::ResourceRow, AttachmentRow)> {
     let row = lookup(state, req).await?;
     let name = name_of(req);
     let att = state
@@ -210,10 +288,16 @@ async fn attachments(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<
     let row = lookup(&state, &req).await?;
     let list = state.reader.attachments(row.id).await?;
     if flag(&req, "full")?.unwrap_or(false) {
-        let m: Map<String, Value> = list.iter().map(|a| (attachment_name(a.file_type), json!(a.file_type))).collect();
+        let m: Map<String, Value> = list
+            .iter()
+            .map(|a| (attachment_name(a.file_type), json!(a.file_type)))
+            .collect();
         return Ok(Answer::Json(Value::Object(m)));
     }
-    Ok(Answer::Json(json!(list.iter().map(|a| attachment_name(a.file_type)).collect::<Vec<_>>())))
+    Ok(Answer::Json(json!(list
+        .iter()
+        .map(|a| attachment_name(a.file_type))
+        .collect::<Vec<_>>())))
 }
 
 async fn attachment_operations(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<Answer> {
@@ -225,7 +309,12 @@ async fn attachment_get(state: web::Data<AppState>, req: HttpRequest) -> ApiResu
     let (row, att) = find_attachment(&state, &req).await?;
     let op = req.match_info().get("op").unwrap_or_default().to_string();
     let tag = etag(att.revision, &att.uncompressed_md5);
-    let text = |s: String| HttpResponse::Ok().content_type("text/plain").insert_header((header::ETAG, tag.clone())).body(s);
+    let text = |s: String| {
+        HttpResponse::Ok()
+            .content_type("text/plain")
+            .insert_header((header::ETAG, tag.clone()))
+            .body(s)
+    };
     Ok(match op.as_str() {
         "size" => text(att.uncompressed_size.to_string()),
         "compressed-size" => text(att.compressed_size.to_string()),
@@ -241,13 +330,21 @@ async fn attachment_get(state: web::Data<AppState>, req: HttpRequest) -> ApiResu
                     "UncompressedSize": att.uncompressed_size, "Uuid": att.uuid,
                 }),
             );
-            res.headers_mut().insert(header::ETAG, tag.parse().map_err(|_| ApiError::bare(OrthancCode::InternalError))?);
+            res.headers_mut().insert(
+                header::ETAG,
+                tag.parse()
+                    .map_err(|_| ApiError::bare(OrthancCode::InternalError))?,
+            );
             res
         }
         "data" => {
             let bytes = read_file(&state, &row).await?;
             let mut res = HttpResponse::Ok();
-            res.content_type(if att.file_type == 1 { "application/dicom" } else { "application/octet-stream" });
+            res.content_type(if att.file_type == 1 {
+                "application/dicom"
+            } else {
+                "application/octet-stream"
+            });
             res.insert_header((header::ETAG, tag.clone()));
             if let Some(name) = arg(&req, "filename") {
                 res.insert_header((header::CONTENT_DISPOSITION, format!("filename=\"{name}\"")));
@@ -258,7 +355,10 @@ async fn attachment_get(state: web::Data<AppState>, req: HttpRequest) -> ApiResu
             let storage = state.storage.clone();
             let uuid = att.uuid.clone();
             let raw = web::block(move || storage.read_raw(&uuid)).await??;
-            HttpResponse::Ok().content_type("application/octet-stream").insert_header((header::ETAG, tag)).body(raw)
+            HttpResponse::Ok()
+                .content_type("application/octet-stream")
+                .insert_header((header::ETAG, tag))
+                .body(raw)
         }
         _ => return Err(ApiError::unknown_resource()),
     })
@@ -270,10 +370,16 @@ async fn attachment_post(state: web::Data<AppState>, req: HttpRequest) -> ApiRes
         "verify-md5" => {
             let bytes = read_file(&state, &row).await?;
             if md5_hex(&bytes) != att.uncompressed_md5 {
-                return Err(ApiError::new(OrthancCode::CorruptedFile, "The MD5 of the attachment does not match"));
+                return Err(ApiError::new(
+                    OrthancCode::CorruptedFile,
+                    "The MD5 of the attachment does not match",
+                ));
             }
             Ok(Answer::Json(json!({})))
         }
-        _ => Err(ApiError::new(OrthancCode::NotImplemented, "Changing the compression of an attachment is not supported yet")),
+        _ => Err(ApiError::new(
+            OrthancCode::NotImplemented,
+            "Changing the compression of an attachment is not supported yet",
+        )),
     }
 }

@@ -24,11 +24,21 @@ fn is_loopback(req: &ServiceRequest) -> bool {
 
 fn basic_user(req: &ServiceRequest, state: &AppState) -> Option<String> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
-    let encoded = value.strip_prefix("Basic ").or_else(|| value.strip_prefix("basic "))?;
-    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let encoded = value
+        .strip_prefix("Basic ")
+        .or_else(|| value.strip_prefix("basic "))?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
     let text = String::from_utf8(decoded).ok()?;
     let (user, password) = text.split_once(':')?;
-    (state.settings.registered_users.get(user).map(String::as_str) == Some(password)).then(|| user.to_string())
+    (state
+        .settings
+        .registered_users
+        .get(user)
+        .map(String::as_str)
+        == Some(password))
+    .then(|| user.to_string())
 }
 
 fn override_method(req: &mut ServiceRequest) {
@@ -76,7 +86,10 @@ pub async fn orthanc(
                 }
                 None => {
                     let res = HttpResponse::Unauthorized()
-                        .insert_header((header::WWW_AUTHENTICATE, "Basic realm=\"Orthanc Secure Area\""))
+                        .insert_header((
+                            header::WWW_AUTHENTICATE,
+                            "Basic realm=\"Orthanc Secure Area\"",
+                        ))
                         .finish();
                     return Ok(req.into_response(res));
                 }
@@ -84,15 +97,21 @@ pub async fn orthanc(
         }
     }
     override_method(&mut req);
-    let describe = state.as_ref().is_none_or(|s| s.settings.http_describe_errors);
+    let describe = state
+        .as_ref()
+        .is_none_or(|s| s.settings.http_describe_errors);
     let mut res = next.call(req).await?.map_into_boxed_body();
-    res.headers_mut()
-        .insert(header::HeaderName::from_static("x-content-type-options"), HeaderValue::from_static("nosniff"));
+    res.headers_mut().insert(
+        header::HeaderName::from_static("x-content-type-options"),
+        HeaderValue::from_static("nosniff"),
+    );
     let info = res.response().extensions().get::<ErrorInfo>().cloned();
     if let Some(ErrorInfo(err)) = info {
-        if describe {
-            let body = serde_json::to_string_pretty(&err.body(&original_method, &uri)).unwrap_or_default();
-            res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        if describe && !err.silent {
+            let body =
+                serde_json::to_string_pretty(&err.body(&original_method, &uri)).unwrap_or_default();
+            res.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
             res = res.map_body(|_, _| BoxBody::new(body));
         }
     }
@@ -101,7 +120,11 @@ pub async fn orthanc(
 
 /// The answer to a route that exists with another method: 405 with `Allow`, no body.
 pub fn not_allowed(allow: &'static str) -> actix_web::Route {
-    web::route().to(move || async move { HttpResponse::MethodNotAllowed().insert_header((header::ALLOW, allow)).finish() })
+    web::route().to(move || async move {
+        HttpResponse::MethodNotAllowed()
+            .insert_header((header::ALLOW, allow))
+            .finish()
+    })
 }
 
 /// The answer to an unknown route.

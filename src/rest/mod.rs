@@ -55,6 +55,8 @@ pub struct AppState {
     pub dictionary: Arc<PrivateDictionary>,
     /// Asks the server to stop (`/tools/shutdown`) or restart (`/tools/reset`).
     pub control: tokio::sync::mpsc::Sender<crate::Control>,
+    /// Files uploaded in chunks by Orthanc Explorer's uploader, until they are whole.
+    pub chunks: std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>,
 }
 
 /// The whole route table.

@@ -12,13 +12,28 @@ use super::tools::parse_json;
 use super::AppState;
 
 const MODALITY_OPERATIONS: &[&str] = &[
-    "configuration", "echo", "find", "find-instance", "find-patient", "find-series", "find-study",
-    "find-worklist", "get", "move", "query", "storage-commitment", "store", "store-straight",
+    "configuration",
+    "echo",
+    "find",
+    "find-instance",
+    "find-patient",
+    "find-series",
+    "find-study",
+    "find-worklist",
+    "get",
+    "move",
+    "query",
+    "storage-commitment",
+    "store",
+    "store-straight",
 ];
 const PEER_OPERATIONS: &[&str] = &["configuration", "store", "store-straight", "system"];
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    for (prefix, table) in [("/modalities", RemoteTable::Modalities), ("/peers", RemoteTable::Peers)] {
+    for (prefix, table) in [
+        ("/modalities", RemoteTable::Modalities),
+        ("/peers", RemoteTable::Peers),
+    ] {
         let t = web::Data::new(table);
         cfg.service(
             web::resource(prefix)
@@ -83,8 +98,16 @@ pub fn normalize_modality(v: &Value) -> ApiResult<Value> {
         out.insert(k.into(), extra.remove(k).unwrap_or(d));
     }
     for k in [
-        "AllowEcho", "AllowEventReport", "AllowFind", "AllowFindWorklist", "AllowGet", "AllowMove",
-        "AllowNAction", "AllowStorageCommitment", "AllowStore", "AllowTranscoding",
+        "AllowEcho",
+        "AllowEventReport",
+        "AllowFind",
+        "AllowFindWorklist",
+        "AllowGet",
+        "AllowMove",
+        "AllowNAction",
+        "AllowStorageCommitment",
+        "AllowStore",
+        "AllowTranscoding",
     ] {
         out.insert(k.into(), extra.remove(k).unwrap_or(json!(true)));
     }
@@ -108,7 +131,11 @@ pub fn normalize_peer(v: &Value) -> ApiResult<Value> {
         _ => return Err(bad()),
     };
     let url = o.get("Url").and_then(Value::as_str).ok_or_else(bad)?;
-    let url = if url.ends_with('/') { url.to_string() } else { format!("{url}/") };
+    let url = if url.ends_with('/') {
+        url.to_string()
+    } else {
+        format!("{url}/")
+    };
     o.insert("Url".into(), json!(url));
     Ok(Value::Object(o))
 }
@@ -139,26 +166,43 @@ fn public(table: RemoteTable, v: &Value) -> Value {
 
 async fn find(state: &AppState, table: RemoteTable, name: &str) -> ApiResult<Value> {
     let all = state.reader.remotes(table).await?;
-    all.into_iter().find(|(n, _)| n == name).map(|(_, v)| v).ok_or_else(|| {
-        let what = match table {
-            RemoteTable::Modalities => "DICOM modality",
-            RemoteTable::Peers => "Orthanc peer",
-        };
-        ApiError::inexistent_item(format!("Unknown {what} with symbolic name: {name}"))
-    })
+    all.into_iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v)
+        .ok_or_else(|| {
+            let what = match table {
+                RemoteTable::Modalities => "DICOM modality",
+                RemoteTable::Peers => "Orthanc peer",
+            };
+            ApiError::inexistent_item(format!("Unknown {what} with symbolic name: {name}"))
+        })
 }
 
-async fn list(state: web::Data<AppState>, table: web::Data<RemoteTable>, req: HttpRequest) -> ApiResult<Answer> {
+async fn list(
+    state: web::Data<AppState>,
+    table: web::Data<RemoteTable>,
+    req: HttpRequest,
+) -> ApiResult<Answer> {
     let all = state.reader.remotes(**table).await?;
     if flag(&req, "expand")?.unwrap_or(false) {
-        let m: Map<String, Value> = all.into_iter().map(|(n, v)| (n, public(**table, &v))).collect();
+        let m: Map<String, Value> = all
+            .into_iter()
+            .map(|(n, v)| (n, public(**table, &v)))
+            .collect();
         Ok(Answer::Json(Value::Object(m)))
     } else {
-        Ok(Answer::Json(json!(all.into_iter().map(|(n, _)| n).collect::<Vec<_>>())))
+        Ok(Answer::Json(json!(all
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect::<Vec<_>>())))
     }
 }
 
-async fn operations(state: web::Data<AppState>, table: web::Data<RemoteTable>, name: web::Path<String>) -> ApiResult<Answer> {
+async fn operations(
+    state: web::Data<AppState>,
+    table: web::Data<RemoteTable>,
+    name: web::Path<String>,
+) -> ApiResult<Answer> {
     find(&state, **table, &name).await?;
     Ok(Answer::Json(json!(match **table {
         RemoteTable::Modalities => MODALITY_OPERATIONS,
@@ -166,11 +210,23 @@ async fn operations(state: web::Data<AppState>, table: web::Data<RemoteTable>, n
     })))
 }
 
-async fn configuration(state: web::Data<AppState>, table: web::Data<RemoteTable>, name: web::Path<String>) -> ApiResult<Answer> {
-    Ok(Answer::Json(public(**table, &find(&state, **table, &name).await?)))
+async fn configuration(
+    state: web::Data<AppState>,
+    table: web::Data<RemoteTable>,
+    name: web::Path<String>,
+) -> ApiResult<Answer> {
+    Ok(Answer::Json(public(
+        **table,
+        &find(&state, **table, &name).await?,
+    )))
 }
 
-async fn put(state: web::Data<AppState>, table: web::Data<RemoteTable>, name: web::Path<String>, body: web::Bytes) -> ApiResult<Answer> {
+async fn put(
+    state: web::Data<AppState>,
+    table: web::Data<RemoteTable>,
+    name: web::Path<String>,
+    body: web::Bytes,
+) -> ApiResult<Answer> {
     let v = parse_json(&body)?;
     let config = match **table {
         RemoteTable::Modalities => normalize_modality(&v)?,
@@ -180,14 +236,19 @@ async fn put(state: web::Data<AppState>, table: web::Data<RemoteTable>, name: we
     state
         .writer
         .write(move |mut conn| async move {
-            let r = pacsnode_actors::index::write::put_remote(&mut conn, table, &name, &config).await;
+            let r =
+                pacsnode_actors::index::write::put_remote(&mut conn, table, &name, &config).await;
             (conn, r)
         })
         .await?;
     Ok(Answer::Empty)
 }
 
-async fn delete(state: web::Data<AppState>, table: web::Data<RemoteTable>, name: web::Path<String>) -> ApiResult<Answer> {
+async fn delete(
+    state: web::Data<AppState>,
+    table: web::Data<RemoteTable>,
+    name: web::Path<String>,
+) -> ApiResult<Answer> {
     find(&state, **table, &name).await?;
     let (table, name) = (**table, name.into_inner());
     state

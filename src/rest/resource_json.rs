@@ -32,20 +32,6 @@ impl TagFormat {
         }
         Ok(default)
     }
-
-    /// The same choice from the `Simplify` / `Short` / `Full` booleans of a JSON body.
-    pub fn from_body(body: &Value, default: TagFormat) -> TagFormat {
-        let on = |k: &str| body.get(k).and_then(Value::as_bool).unwrap_or(false);
-        if on("Simplify") {
-            TagFormat::Simplify
-        } else if on("Short") {
-            TagFormat::Short
-        } else if on("Full") {
-            TagFormat::Full
-        } else {
-            default
-        }
-    }
 }
 
 /// Renders stored main tags (`{"gggg,eeee": value}`) restricted to `only` in a format.
@@ -57,7 +43,9 @@ pub fn format_main_tags(stored: &Map<String, Value>, only: &[MainTag], format: T
         match format {
             TagFormat::Simplify => out.insert(m.name.to_string(), v.clone()),
             TagFormat::Short => out.insert(key, v.clone()),
-            TagFormat::Full => out.insert(key, json!({"Name": m.name, "Type": "String", "Value": v})),
+            TagFormat::Full => {
+                out.insert(key, json!({"Name": m.name, "Type": "String", "Value": v}))
+            }
         };
     }
     sort_object(out)
@@ -70,7 +58,9 @@ fn sort_object(m: Map<String, Value>) -> Value {
 }
 
 fn metadata_value(meta: &[(i64, String, i64)], kind: MetadataType) -> Option<&str> {
-    meta.iter().find(|(k, _, _)| *k == kind.number()).map(|(_, v, _)| v.as_str())
+    meta.iter()
+        .find(|(k, _, _)| *k == kind.number())
+        .map(|(_, v, _)| v.as_str())
 }
 
 /// The full JSON of one resource.
@@ -80,7 +70,10 @@ pub async fn expand(state: &AppState, row: &ResourceRow, format: TagFormat) -> A
     let mut out = Map::new();
     out.insert("ID".into(), json!(row.public_id));
     out.insert("Type".into(), json!(row.level.name()));
-    out.insert("MainDicomTags".into(), format_main_tags(&row.main_tags, main_tags::for_level(row.level), format));
+    out.insert(
+        "MainDicomTags".into(),
+        format_main_tags(&row.main_tags, main_tags::for_level(row.level), format),
+    );
     out.insert("Labels".into(), json!(reader.labels(row.id).await?));
     if let Some(parent) = row.parent_id {
         let p = reader.resource_by_id(parent).await?;
@@ -120,19 +113,30 @@ pub async fn expand(state: &AppState, row: &ResourceRow, format: TagFormat) -> A
                 .and_then(|v| v.parse::<u64>().ok());
             let status = series_status(state, row.id, expected).await?;
             out.insert("Status".into(), json!(status));
-            out.insert("ExpectedNumberOfInstances".into(), json!(expected.filter(|_| status != "Unknown")));
+            out.insert(
+                "ExpectedNumberOfInstances".into(),
+                json!(expected.filter(|_| status != "Unknown")),
+            );
         }
         Level::Instance => {
-            let dicom = reader.attachments(row.id).await?.into_iter().find(|a| a.file_type == 1);
+            let dicom = reader
+                .attachments(row.id)
+                .await?
+                .into_iter()
+                .find(|a| a.file_type == 1);
             if let Some(a) = dicom {
                 out.insert("FileSize".into(), json!(a.uncompressed_size));
                 out.insert("FileUuid".into(), json!(a.uuid));
             }
-            let index = metadata_value(&meta, MetadataType::IndexInSeries).and_then(|v| v.parse::<i64>().ok());
+            let index = metadata_value(&meta, MetadataType::IndexInSeries)
+                .and_then(|v| v.parse::<i64>().ok());
             out.insert("IndexInSeries".into(), json!(index));
         }
     }
-    for (kind, key) in [(MetadataType::AnonymizedFrom, "AnonymizedFrom"), (MetadataType::ModifiedFrom, "ModifiedFrom")] {
+    for (kind, key) in [
+        (MetadataType::AnonymizedFrom, "AnonymizedFrom"),
+        (MetadataType::ModifiedFrom, "ModifiedFrom"),
+    ] {
         if let Some(v) = metadata_value(&meta, kind) {
             out.insert(key.into(), json!(v));
         }
@@ -141,16 +145,31 @@ pub async fn expand(state: &AppState, row: &ResourceRow, format: TagFormat) -> A
 }
 
 /// Orthanc's series status from ExpectedNumberOfInstances and the instances' IndexInSeries.
-async fn series_status(state: &AppState, series: i64, expected: Option<u64>) -> ApiResult<&'static str> {
-    let Some(expected) = expected.filter(|e| *e > 0) else { return Ok("Unknown") };
-    let indexes = state.reader.children_metadata(series, MetadataType::IndexInSeries.number()).await?;
+async fn series_status(
+    state: &AppState,
+    series: i64,
+    expected: Option<u64>,
+) -> ApiResult<&'static str> {
+    let Some(expected) = expected.filter(|e| *e > 0) else {
+        return Ok("Unknown");
+    };
+    let indexes = state
+        .reader
+        .children_metadata(series, MetadataType::IndexInSeries.number())
+        .await?;
     let mut seen = vec![false; expected as usize];
     for index in indexes {
-        let Some(i) = index.and_then(|v| v.trim().parse::<u64>().ok()) else { return Ok("Unknown") };
+        let Some(i) = index.and_then(|v| v.trim().parse::<u64>().ok()) else {
+            return Ok("Unknown");
+        };
         if i < 1 || i > expected || seen[(i - 1) as usize] {
             return Ok("Inconsistent");
         }
         seen[(i - 1) as usize] = true;
     }
-    Ok(if seen.iter().all(|s| *s) { "Complete" } else { "Missing" })
+    Ok(if seen.iter().all(|s| *s) {
+        "Complete"
+    } else {
+        "Missing"
+    })
 }

@@ -38,15 +38,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(not_allowed("GET,PUT")),
     )
     .service(
-        web::resource(format!("/{LEVELS}/{{id}}/{{rel:patient|study|series|studies|instances}}"))
-            .route(web::get().to(related))
-            .default_service(not_allowed("GET")),
+        web::resource(format!(
+            "/{LEVELS}/{{id}}/{{rel:patient|study|series|studies|instances}}"
+        ))
+        .route(web::get().to(related))
+        .default_service(not_allowed("GET")),
     );
 }
 
 /// The level named by the `{level}` path segment.
 pub fn level_of(req: &HttpRequest) -> Level {
-    req.match_info().get("level").and_then(Level::from_plural).unwrap_or(Level::Instance)
+    req.match_info()
+        .get("level")
+        .and_then(Level::from_plural)
+        .unwrap_or(Level::Instance)
 }
 
 /// Looks up `{id}` at the level of the path.
@@ -58,10 +63,9 @@ pub async fn lookup(state: &AppState, req: &HttpRequest) -> ApiResult<ResourceRo
 fn parse_u64(req: &HttpRequest, name: &str) -> ApiResult<Option<u64>> {
     match arg(req, name) {
         None => Ok(None),
-        Some(v) => v
-            .parse()
-            .map(Some)
-            .map_err(|_| ApiError::bad_request(format!("Argument \"{name}\" must be an integer: {v}"))),
+        Some(v) => v.parse().map(Some).map_err(|_| {
+            ApiError::bad_request(format!("Argument \"{name}\" must be an integer: {v}"))
+        }),
     }
 }
 
@@ -91,7 +95,9 @@ async fn list(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<Answer>
         }
         Ok(Answer::Json(Value::Array(out)))
     } else {
-        Ok(Answer::Json(json!(state.reader.list_ids(level, since, limit).await?)))
+        Ok(Answer::Json(json!(
+            state.reader.list_ids(level, since, limit).await?
+        )))
     }
 }
 
@@ -119,7 +125,9 @@ pub async fn delete_resource(state: &AppState, level: Level, id: String) -> ApiR
         .await?;
     pacsnode_actors::ingest::remove_files(&state.storage, outcome.obsolete_files).await;
     Ok(match outcome.remaining_ancestor {
-        Some((l, id)) => json!({"ID": id, "Path": format!("/{}/{}", l.plural(), id), "Type": l.name()}),
+        Some((l, id)) => {
+            json!({"ID": id, "Path": format!("/{}/{}", l.plural(), id), "Type": l.name()})
+        }
         None => Value::Null,
     })
 }
@@ -154,7 +162,11 @@ async fn get_protected(state: web::Data<AppState>, id: web::Path<String>) -> Api
     Ok(Answer::Text(if row.protected { "1" } else { "0" }.into()))
 }
 
-async fn put_protected(state: web::Data<AppState>, id: web::Path<String>, body: web::Bytes) -> ApiResult<Answer> {
+async fn put_protected(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> ApiResult<Answer> {
     let text = String::from_utf8_lossy(&body).trim().to_ascii_lowercase();
     let protected = match text.as_str() {
         "1" | "true" => true,
@@ -175,9 +187,12 @@ async fn put_protected(state: web::Data<AppState>, id: web::Path<String>, body: 
 async fn related(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<Answer> {
     let row = lookup(&state, &req).await?;
     let rel = req.match_info().get("rel").unwrap_or_default();
-    let target = Level::from_plural(rel).or_else(|| Level::parse(rel)).unwrap_or(Level::Instance);
+    let target = Level::from_plural(rel)
+        .or_else(|| Level::parse(rel))
+        .unwrap_or(Level::Instance);
     let format = TagFormat::from_request(&req, TagFormat::Simplify)?;
-    let singular = matches!(rel, "patient" | "study") || (rel == "series" && row.level == Level::Instance);
+    let singular =
+        matches!(rel, "patient" | "study") || (rel == "series" && row.level == Level::Instance);
     if singular {
         if target >= row.level {
             return Err(ApiError::unknown_resource());
@@ -194,7 +209,10 @@ async fn related(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<Answ
     }
     let rows = state.reader.descendants(row.id, target).await?;
     if flag(&req, "expand")? == Some(false) {
-        return Ok(Answer::Json(json!(rows.iter().map(|r| r.public_id.clone()).collect::<Vec<_>>())));
+        return Ok(Answer::Json(json!(rows
+            .iter()
+            .map(|r| r.public_id.clone())
+            .collect::<Vec<_>>())));
     }
     let mut out = Vec::with_capacity(rows.len());
     for r in &rows {

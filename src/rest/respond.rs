@@ -37,7 +37,8 @@ fn wants_xml(req: &HttpRequest) -> bool {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| {
             let a = a.to_ascii_lowercase();
-            (a.contains("application/xml") || a.contains("text/xml")) && !a.contains("application/json")
+            (a.contains("application/xml") || a.contains("text/xml"))
+                && !a.contains("application/json")
         })
 }
 
@@ -46,20 +47,32 @@ pub fn json_or_xml(req: &HttpRequest, v: &Value) -> HttpResponse {
     if wants_xml(req) {
         let mut out = String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n");
         write_xml(&mut out, "root", v, 0);
-        HttpResponse::Ok().content_type("application/xml; charset=utf-8").body(out)
+        HttpResponse::Ok()
+            .content_type("application/xml; charset=utf-8")
+            .body(out)
     } else {
         let body = serde_json::to_vec_pretty(v).unwrap_or_default();
-        HttpResponse::Ok().content_type("application/json; charset=utf-8").body(body)
+        HttpResponse::Ok()
+            .content_type("application/json; charset=utf-8")
+            .body(body)
     }
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 fn xml_name(key: &str) -> String {
-    let ok = key.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && key.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+    let ok = key
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
     if ok {
         key.to_string()
     } else {
@@ -109,7 +122,10 @@ pub fn flag(req: &HttpRequest, name: &str) -> Result<Option<bool>, super::error:
 
 /// The value of a GET argument.
 pub fn arg(req: &HttpRequest, name: &str) -> Option<String> {
-    query_pairs(req).into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+    query_pairs(req)
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
 }
 
 /// The decoded GET arguments, in order.
@@ -132,8 +148,9 @@ pub fn percent_decode(s: &str) -> String {
     while i < b.len() {
         match b[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() + 0 && i + 2 <= b.len() - 1 => {
-                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16) {
+            b'%' if i + 2 < b.len() => {
+                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
+                {
                     Ok(v) => {
                         out.push(v);
                         i += 2;
@@ -156,7 +173,10 @@ mod tests {
     fn xml_of_array_has_items() {
         let mut out = String::new();
         write_xml(&mut out, "root", &serde_json::json!(["a", "b<"]), 0);
-        assert_eq!(out, "<root>\n  <item>a</item>\n  <item>b&lt;</item>\n</root>\n");
+        assert_eq!(
+            out,
+            "<root>\n  <item>a</item>\n  <item>b&lt;</item>\n</root>\n"
+        );
     }
 
     #[test]

@@ -16,55 +16,119 @@ use crate::Control;
 pub const API_VERSION: u32 = 27;
 /// The children of `/tools`.
 pub const TOOLS: &[&str] = &[
-    "accepted-transfer-syntaxes", "bulk-delete", "create-archive", "create-dicom", "create-media",
-    "create-media-extended", "default-encoding", "dicom-conformance", "dicom-echo", "execute-script",
-    "find", "generate-uid", "invalidate-tags", "labels", "log-level", "log-level-dicom",
-    "log-level-generic", "log-level-http", "log-level-jobs", "log-level-lua", "log-level-plugins",
-    "log-level-sqlite", "lookup", "metrics", "metrics-prometheus", "now", "now-local",
-    "reconstruct", "reset", "shutdown", "unknown-sop-class-accepted",
+    "accepted-transfer-syntaxes",
+    "bulk-delete",
+    "create-archive",
+    "create-dicom",
+    "create-media",
+    "create-media-extended",
+    "default-encoding",
+    "dicom-conformance",
+    "dicom-echo",
+    "execute-script",
+    "find",
+    "generate-uid",
+    "invalidate-tags",
+    "labels",
+    "log-level",
+    "log-level-dicom",
+    "log-level-generic",
+    "log-level-http",
+    "log-level-jobs",
+    "log-level-lua",
+    "log-level-plugins",
+    "log-level-sqlite",
+    "lookup",
+    "metrics",
+    "metrics-prometheus",
+    "now",
+    "now-local",
+    "reconstruct",
+    "reset",
+    "shutdown",
+    "unknown-sop-class-accepted",
 ];
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/system").route(web::get().to(system)).default_service(not_allowed("GET")))
-        .service(web::resource("/statistics").route(web::get().to(statistics)).default_service(not_allowed("GET")))
-        .service(web::resource("/tools").route(web::get().to(tools)).default_service(not_allowed("GET")))
-        .service(web::resource("/tools/now").route(web::get().to(now)).default_service(not_allowed("GET")))
-        .service(web::resource("/tools/now-local").route(web::get().to(now_local)).default_service(not_allowed("GET")))
-        .service(web::resource("/tools/generate-uid").route(web::get().to(generate_uid)).default_service(not_allowed("GET")))
-        .service(
-            web::resource("/tools/dicom-conformance").route(web::get().to(conformance)).default_service(not_allowed("GET")),
-        )
-        .service(
-            web::resource("/tools/log-level")
-                .route(web::get().to(get_log_level))
-                .route(web::put().to(put_log_level))
-                .default_service(not_allowed("GET,PUT")),
-        )
-        .service(
-            web::resource("/tools/log-level-{category:generic|plugins|http|dicom|sqlite|jobs|lua}")
-                .route(web::get().to(get_log_level))
-                .route(web::put().to(put_log_level))
-                .default_service(not_allowed("GET,PUT")),
-        )
-        .service(web::resource("/tools/reset").route(web::post().to(reset)).default_service(not_allowed("POST")))
-        .service(web::resource("/tools/shutdown").route(web::post().to(shutdown)).default_service(not_allowed("POST")))
-        .service(
-            web::resource("/tools/metrics")
-                .route(web::get().to(|| async { Answer::Text("1".into()) }))
-                .route(web::put().to(|| async { Answer::Empty }))
-                .default_service(not_allowed("GET,PUT")),
-        )
-        .service(
-            web::resource("/tools/metrics-prometheus").route(web::get().to(metrics)).default_service(not_allowed("GET")),
-        )
-        .service(web::resource("/plugins").route(web::get().to(|| async { Answer::Json(json!([])) })));
+    cfg.service(
+        web::resource("/system")
+            .route(web::get().to(system))
+            .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource("/statistics")
+            .route(web::get().to(statistics))
+            .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource("/tools")
+            .route(web::get().to(tools))
+            .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource("/tools/now")
+            .route(web::get().to(now))
+            .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource("/tools/now-local")
+            .route(web::get().to(now_local))
+            .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource("/tools/generate-uid")
+            .route(web::get().to(generate_uid))
+            .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource("/tools/dicom-conformance")
+            .route(web::get().to(conformance))
+            .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource("/tools/log-level")
+            .route(web::get().to(get_log_level))
+            .route(web::put().to(put_log_level))
+            .default_service(not_allowed("GET,PUT")),
+    )
+    .service(
+        web::resource("/tools/log-level-{category:generic|plugins|http|dicom|sqlite|jobs|lua}")
+            .route(web::get().to(get_log_level))
+            .route(web::put().to(put_log_level))
+            .default_service(not_allowed("GET,PUT")),
+    )
+    .service(
+        web::resource("/tools/reset")
+            .route(web::post().to(reset))
+            .default_service(not_allowed("POST")),
+    )
+    .service(
+        web::resource("/tools/shutdown")
+            .route(web::post().to(shutdown))
+            .default_service(not_allowed("POST")),
+    )
+    .service(
+        web::resource("/tools/metrics")
+            .route(web::get().to(|| async { Answer::Text("1".into()) }))
+            .route(web::put().to(|| async { Answer::Empty }))
+            .default_service(not_allowed("GET,PUT")),
+    )
+    .service(
+        web::resource("/tools/metrics-prometheus")
+            .route(web::get().to(metrics))
+            .default_service(not_allowed("GET")),
+    )
+    .service(web::resource("/plugins").route(web::get().to(|| async { Answer::Json(json!([])) })));
 }
 
 async fn system(state: web::Data<AppState>) -> Answer {
     let s = &state.settings;
     let mut main = Map::new();
     for level in Level::ALL {
-        let mut keys: Vec<String> = main_tags::for_level(level).iter().map(|m| main_tags::tag_key(m.tag)).collect();
+        let mut keys: Vec<String> = main_tags::for_level(level)
+            .iter()
+            .map(|m| main_tags::tag_key(m.tag))
+            .collect();
         keys.sort();
         main.insert(level.name().into(), json!(keys.join(";")));
     }
@@ -132,7 +196,10 @@ pub fn new_uid() -> String {
 async fn generate_uid(req: HttpRequest) -> ApiResult<Answer> {
     let level = arg(&req, "level").unwrap_or_default();
     if Level::parse(&level).is_none() {
-        return Err(ApiError::new(OrthancCode::ParameterOutOfRange, format!("Unknown resource level: {level}")));
+        return Err(ApiError::new(
+            OrthancCode::ParameterOutOfRange,
+            format!("Unknown resource level: {level}"),
+        ));
     }
     Ok(Answer::Text(new_uid()))
 }
@@ -146,10 +213,20 @@ fn category(req: &HttpRequest) -> Option<String> {
 }
 
 async fn get_log_level(state: web::Data<AppState>, req: HttpRequest) -> Answer {
-    Answer::Text(state.logs.get(category(&req).as_deref()).unwrap_or("default").to_string())
+    Answer::Text(
+        state
+            .logs
+            .get(category(&req).as_deref())
+            .unwrap_or("default")
+            .to_string(),
+    )
 }
 
-async fn put_log_level(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> ApiResult<Answer> {
+async fn put_log_level(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> ApiResult<Answer> {
     let text = String::from_utf8_lossy(&body).trim().to_string();
     let level = parse_level(&text).ok_or_else(|| {
         ApiError::new(
@@ -158,7 +235,10 @@ async fn put_log_level(state: web::Data<AppState>, req: HttpRequest, body: web::
         )
     })?;
     let cat = category(&req);
-    if cat.as_deref().is_some_and(|c| !CATEGORIES.iter().any(|(n, _)| *n == c)) {
+    if cat
+        .as_deref()
+        .is_some_and(|c| !CATEGORIES.iter().any(|(n, _)| *n == c))
+    {
         return Err(ApiError::unknown_resource());
     }
     state.logs.set(cat.as_deref(), level);
@@ -178,10 +258,18 @@ async fn shutdown(state: web::Data<AppState>) -> Answer {
 async fn metrics(state: web::Data<AppState>) -> ApiResult<Answer> {
     let s = state.reader.statistics().await?;
     let mut out = String::new();
-    let names = ["orthanc_count_patients", "orthanc_count_studies", "orthanc_count_series", "orthanc_count_instances"];
+    let names = [
+        "orthanc_count_patients",
+        "orthanc_count_studies",
+        "orthanc_count_series",
+        "orthanc_count_instances",
+    ];
     for (name, count) in names.iter().zip(s.counts) {
         out.push_str(&format!("# TYPE {name} gauge\n{name} {count}\n"));
     }
-    out.push_str(&format!("# TYPE orthanc_disk_size_mb gauge\northanc_disk_size_mb {}\n", s.disk_size as f64 / 1048576.0));
+    out.push_str(&format!(
+        "# TYPE orthanc_disk_size_mb gauge\northanc_disk_size_mb {}\n",
+        s.disk_size as f64 / 1048576.0
+    ));
     Ok(Answer::Bytes(out.into_bytes(), "text/plain; version=0.0.4"))
 }

@@ -33,10 +33,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::put().to(put_unknown_sop))
             .default_service(not_allowed("GET,PUT")),
     )
-    .service(web::resource("/tools/lookup").route(web::post().to(lookup)).default_service(not_allowed("POST")))
-    .service(web::resource("/tools/bulk-delete").route(web::post().to(bulk_delete)).default_service(not_allowed("POST")))
     .service(
-        web::resource("/tools/execute-script").route(web::post().to(execute_script)).default_service(not_allowed("POST")),
+        web::resource("/tools/lookup")
+            .route(web::post().to(lookup))
+            .default_service(not_allowed("POST")),
+    )
+    .service(
+        web::resource("/tools/bulk-delete")
+            .route(web::post().to(bulk_delete))
+            .default_service(not_allowed("POST")),
+    )
+    .service(
+        web::resource("/tools/execute-script")
+            .route(web::post().to(execute_script))
+            .default_service(not_allowed("POST")),
     );
 }
 
@@ -46,24 +56,41 @@ fn body_text(body: &web::Bytes) -> String {
 
 /// Parses a JSON request body, answering Orthanc's 400 when it is not JSON.
 pub fn parse_json(body: &[u8]) -> ApiResult<Value> {
-    serde_json::from_slice(body).map_err(|_| ApiError::bad_request("The body must contain a JSON document"))
+    serde_json::from_slice(body)
+        .map_err(|_| ApiError::bad_request("The body must contain a JSON document"))
 }
 
 async fn get_encoding(state: web::Data<AppState>) -> Answer {
-    let enc = *state.runtime.default_encoding.read().unwrap_or_else(|e| e.into_inner());
+    let enc = *state
+        .runtime
+        .default_encoding
+        .read()
+        .unwrap_or_else(|e| e.into_inner());
     Answer::Text(enc.to_orthanc_name().to_string())
 }
 
 async fn put_encoding(state: web::Data<AppState>, body: web::Bytes) -> ApiResult<Answer> {
     let name = body_text(&body);
-    let enc = Encoding::from_orthanc_name(&name)
-        .ok_or_else(|| ApiError::new(OrthancCode::ParameterOutOfRange, format!("Unknown encoding: {name}")))?;
-    *state.runtime.default_encoding.write().unwrap_or_else(|e| e.into_inner()) = enc;
+    let enc = Encoding::from_orthanc_name(&name).ok_or_else(|| {
+        ApiError::new(
+            OrthancCode::ParameterOutOfRange,
+            format!("Unknown encoding: {name}"),
+        )
+    })?;
+    *state
+        .runtime
+        .default_encoding
+        .write()
+        .unwrap_or_else(|e| e.into_inner()) = enc;
     Ok(Answer::Text(name))
 }
 
 fn syntaxes(state: &AppState) -> Value {
-    let list = state.runtime.accepted_transfer_syntaxes.read().unwrap_or_else(|e| e.into_inner());
+    let list = state
+        .runtime
+        .accepted_transfer_syntaxes
+        .read()
+        .unwrap_or_else(|e| e.into_inner());
     let mut v = expand_syntaxes(&list);
     v.sort();
     json!(v)
@@ -71,13 +98,34 @@ fn syntaxes(state: &AppState) -> Value {
 
 /// The transfer syntaxes DICOM knows, to expand wildcards of AcceptedTransferSyntaxes.
 pub const KNOWN_SYNTAXES: &[&str] = &[
-    "1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.2",
-    "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70",
-    "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81", "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91",
-    "1.2.840.10008.1.2.4.92", "1.2.840.10008.1.2.4.93", "1.2.840.10008.1.2.4.94", "1.2.840.10008.1.2.4.95",
-    "1.2.840.10008.1.2.4.100", "1.2.840.10008.1.2.4.101", "1.2.840.10008.1.2.4.102", "1.2.840.10008.1.2.4.103",
-    "1.2.840.10008.1.2.4.104", "1.2.840.10008.1.2.4.105", "1.2.840.10008.1.2.4.106", "1.2.840.10008.1.2.4.107",
-    "1.2.840.10008.1.2.4.108", "1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202", "1.2.840.10008.1.2.4.203",
+    "1.2.840.10008.1.2",
+    "1.2.840.10008.1.2.1",
+    "1.2.840.10008.1.2.1.99",
+    "1.2.840.10008.1.2.2",
+    "1.2.840.10008.1.2.4.50",
+    "1.2.840.10008.1.2.4.51",
+    "1.2.840.10008.1.2.4.57",
+    "1.2.840.10008.1.2.4.70",
+    "1.2.840.10008.1.2.4.80",
+    "1.2.840.10008.1.2.4.81",
+    "1.2.840.10008.1.2.4.90",
+    "1.2.840.10008.1.2.4.91",
+    "1.2.840.10008.1.2.4.92",
+    "1.2.840.10008.1.2.4.93",
+    "1.2.840.10008.1.2.4.94",
+    "1.2.840.10008.1.2.4.95",
+    "1.2.840.10008.1.2.4.100",
+    "1.2.840.10008.1.2.4.101",
+    "1.2.840.10008.1.2.4.102",
+    "1.2.840.10008.1.2.4.103",
+    "1.2.840.10008.1.2.4.104",
+    "1.2.840.10008.1.2.4.105",
+    "1.2.840.10008.1.2.4.106",
+    "1.2.840.10008.1.2.4.107",
+    "1.2.840.10008.1.2.4.108",
+    "1.2.840.10008.1.2.4.201",
+    "1.2.840.10008.1.2.4.202",
+    "1.2.840.10008.1.2.4.203",
     "1.2.840.10008.1.2.5",
 ];
 
@@ -118,12 +166,19 @@ async fn put_syntaxes(state: web::Data<AppState>, body: web::Bytes) -> ApiResult
         Ok(Value::String(s)) => vec![s],
         _ => vec![body_text(&body)],
     };
-    *state.runtime.accepted_transfer_syntaxes.write().unwrap_or_else(|e| e.into_inner()) = patterns;
+    *state
+        .runtime
+        .accepted_transfer_syntaxes
+        .write()
+        .unwrap_or_else(|e| e.into_inner()) = patterns;
     Ok(Answer::Json(syntaxes(&state)))
 }
 
 async fn get_unknown_sop(state: web::Data<AppState>) -> Answer {
-    let on = state.runtime.unknown_sop_class_accepted.load(Ordering::Relaxed);
+    let on = state
+        .runtime
+        .unknown_sop_class_accepted
+        .load(Ordering::Relaxed);
     Answer::Text(if on { "1" } else { "0" }.into())
 }
 
@@ -131,9 +186,17 @@ async fn put_unknown_sop(state: web::Data<AppState>, body: web::Bytes) -> ApiRes
     let on = match body_text(&body).to_ascii_lowercase().as_str() {
         "1" | "true" => true,
         "0" | "false" => false,
-        other => return Err(ApiError::new(OrthancCode::ParameterOutOfRange, format!("Boolean value expected: {other}"))),
+        other => {
+            return Err(ApiError::new(
+                OrthancCode::ParameterOutOfRange,
+                format!("Boolean value expected: {other}"),
+            ))
+        }
     };
-    state.runtime.unknown_sop_class_accepted.store(on, Ordering::Relaxed);
+    state
+        .runtime
+        .unknown_sop_class_accepted
+        .store(on, Ordering::Relaxed);
     Ok(Answer::Empty)
 }
 

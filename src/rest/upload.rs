@@ -31,11 +31,16 @@ fn too_large() -> ApiError {
 }
 
 /// Reads the whole body, never more than `max` bytes, within the request timeout.
-pub async fn read_body(mut payload: web::Payload, max: u64, timeout: Duration) -> ApiResult<Vec<u8>> {
+pub async fn read_body(
+    mut payload: web::Payload,
+    max: u64,
+    timeout: Duration,
+) -> ApiResult<Vec<u8>> {
     let read = async {
         let mut body = Vec::new();
         while let Some(chunk) = payload.next().await {
-            let chunk = chunk.map_err(|e| ApiError::bad_request(format!("Cannot read the request body: {e}")))?;
+            let chunk = chunk
+                .map_err(|e| ApiError::bad_request(format!("Cannot read the request body: {e}")))?;
             if body.len() as u64 + chunk.len() as u64 > max {
                 return Err(too_large());
             }
@@ -53,7 +58,12 @@ fn gunzip(data: &[u8], max: u64) -> ApiResult<Vec<u8>> {
     flate2::read::MultiGzDecoder::new(data)
         .take(max + 1)
         .read_to_end(&mut out)
-        .map_err(|_| ApiError::new(OrthancCode::BadFileFormat, "Cannot decompress the gzip body"))?;
+        .map_err(|_| {
+            ApiError::new(
+                OrthancCode::BadFileFormat,
+                "Cannot decompress the gzip body",
+            )
+        })?;
     if out.len() as u64 > max {
         return Err(too_large());
     }
@@ -76,50 +86,101 @@ fn origin_of(req: &HttpRequest) -> Origin {
     Origin {
         kind: "RestApi",
         remote_ip: req.peer_addr().map(|a| a.ip().to_string()),
-        http_username: Some(req.extensions().get::<HttpUser>().map(|u| u.0.clone()).unwrap_or_default()),
+        http_username: Some(
+            req.extensions()
+                .get::<HttpUser>()
+                .map(|u| u.0.clone())
+                .unwrap_or_default(),
+        ),
         ..Default::default()
     }
 }
 
 async fn store(state: &AppState, data: Vec<u8>, origin: Origin) -> ApiResult<StoredInstance> {
     if data.is_empty() {
-        return Err(ApiError::new(OrthancCode::BadFileFormat, "Received an empty DICOM file"));
+        return Err(ApiError::new(
+            OrthancCode::BadFileFormat,
+            "Received an empty DICOM file",
+        ));
     }
-    Ok(state.ingest.send(StoreInstance { data: Arc::new(data), origin }).await??)
+    Ok(state
+        .ingest
+        .send(StoreInstance {
+            data: Arc::new(data),
+            origin,
+        })
+        .await??)
 }
 
-async fn upload(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> ApiResult<Answer> {
+async fn upload(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> ApiResult<Answer> {
     let s = &state.settings;
     let max = s.pacsnode_maximum_request_body_size;
-    if req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok()).is_some_and(|n| n > max) {
+    if req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        .is_some_and(|n| n > max)
+    {
         return Err(too_large());
     }
-    let mut body = read_body(payload, max, Duration::from_secs(s.http_request_timeout.max(1))).await?;
-    if let Some(enc) = req.headers().get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()) {
+    let mut body = read_body(
+        payload,
+        max,
+        Duration::from_secs(s.http_request_timeout.max(1)),
+    )
+    .await?;
+    if let Some(enc) = req
+        .headers()
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+    {
         match enc.trim().to_ascii_lowercase().as_str() {
             "gzip" | "x-gzip" => {
                 body = web::block(move || gunzip(&body, max)).await??;
             }
             "identity" | "" => {}
-            other => return Err(ApiError::new(OrthancCode::BadRequest, format!("Unsupported Content-Encoding: {other}"))),
+            other => {
+                return Err(ApiError::new(
+                    OrthancCode::BadRequest,
+                    format!("Unsupported Content-Encoding: {other}"),
+                ))
+            }
         }
     }
     let origin = origin_of(&req);
-    if req.content_type().eq_ignore_ascii_case("multipart/form-data") {
-        let boundary = multipart_boundary(&req).ok_or_else(|| ApiError::bad_request("Missing multipart boundary"))?;
-        for part in split_multipart(&body, &boundary) {
+    if req
+        .content_type()
+        .eq_ignore_ascii_case("multipart/form-data")
+    {
+        let boundary = multipart_boundary(&req)
+            .ok_or_else(|| ApiError::bad_request("Missing multipart boundary"))?;
+        let parts = split_multipart(&body, &boundary);
+        let parts = match chunked_upload(&state, &req, parts, max)? {
+            Some(parts) => parts,
+            None => return Ok(Answer::Empty),
+        };
+        for part in parts {
             store(&state, part, origin.clone()).await?;
         }
         return Ok(Answer::Empty);
     }
     if body.starts_with(b"PK\x03\x04") {
-        let (limit, ratio) = (s.pacsnode_maximum_zip_uncompressed_size, s.pacsnode_maximum_zip_ratio);
+        let (limit, ratio) = (
+            s.pacsnode_maximum_zip_uncompressed_size,
+            s.pacsnode_maximum_zip_ratio,
+        );
         let entries = web::block(move || unzip(&body, limit, ratio)).await??;
         let mut answers = Vec::new();
         for entry in entries {
             match store(&state, entry, origin.clone()).await {
                 Ok(stored) => answers.push(answer_of(&stored)),
-                Err(e) if e.code == OrthancCode::BadFileFormat => tracing::info!("skipping a ZIP entry: {e}"),
+                Err(e) if e.code == OrthancCode::BadFileFormat => {
+                    tracing::info!("skipping a ZIP entry: {e}")
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -129,10 +190,48 @@ async fn upload(state: web::Data<AppState>, req: HttpRequest, payload: web::Payl
     Ok(Answer::Json(answer_of(&stored)))
 }
 
+/// jQuery File Upload's chunks (`X-File-Name`, `X-File-Size`): accumulates them until the file
+/// is whole. Returns the parts to store now, or `None` while the file is incomplete.
+fn chunked_upload(
+    state: &AppState,
+    req: &HttpRequest,
+    parts: Vec<Vec<u8>>,
+    max: u64,
+) -> ApiResult<Option<Vec<Vec<u8>>>> {
+    let header = |n: &str| {
+        req.headers()
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let (Some(name), Some(size)) = (header("x-file-name"), header("x-file-size")) else {
+        return Ok(Some(parts));
+    };
+    let size: u64 = size
+        .trim()
+        .parse()
+        .map_err(|_| ApiError::bad_request("Bad X-File-Size"))?;
+    if size > max {
+        return Err(too_large());
+    }
+    let mut chunks = state.chunks.lock().unwrap_or_else(|e| e.into_inner());
+    let buffer = chunks.entry(name.clone()).or_default();
+    for part in parts {
+        buffer.extend_from_slice(&part);
+    }
+    if (buffer.len() as u64) < size {
+        return Ok(None);
+    }
+    let whole = chunks.remove(&name).unwrap_or_default();
+    Ok(Some(vec![whole]))
+}
+
 /// Extracts the files of a ZIP, bounding the total uncompressed size and the ratio.
 fn unzip(data: &[u8], max_total: u64, max_ratio: u64) -> ApiResult<Vec<Vec<u8>>> {
-    let bad = |e: String| ApiError::new(OrthancCode::BadFileFormat, format!("Bad ZIP archive: {e}"));
-    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(data)).map_err(|e| bad(e.to_string()))?;
+    let bad =
+        |e: String| ApiError::new(OrthancCode::BadFileFormat, format!("Bad ZIP archive: {e}"));
+    let mut archive =
+        zip::ZipArchive::new(std::io::Cursor::new(data)).map_err(|e| bad(e.to_string()))?;
     let mut out = Vec::new();
     let mut total = 0u64;
     for i in 0..archive.len() {
@@ -143,9 +242,16 @@ fn unzip(data: &[u8], max_total: u64, max_ratio: u64) -> ApiResult<Vec<Vec<u8>>>
             continue;
         }
         let budget = max_total.saturating_sub(total);
-        let ratio_budget = file.compressed_size().max(1).saturating_mul(max_ratio).max(1 << 20);
+        let ratio_budget = file
+            .compressed_size()
+            .max(1)
+            .saturating_mul(max_ratio)
+            .max(1 << 20);
         let mut buf = Vec::new();
-        (&mut file).take(budget.min(ratio_budget) + 1).read_to_end(&mut buf).map_err(|e| bad(e.to_string()))?;
+        (&mut file)
+            .take(budget.min(ratio_budget) + 1)
+            .read_to_end(&mut buf)
+            .map_err(|e| bad(e.to_string()))?;
         if buf.len() as u64 > budget {
             return Err(too_large());
         }
@@ -180,7 +286,9 @@ pub fn split_multipart(body: &[u8], boundary: &str) -> Vec<Vec<u8>> {
     }
     for w in positions.windows(2) {
         let part = &body[w[0] + delim.len()..w[1]];
-        let Some(h) = find(part, b"\r\n\r\n") else { continue };
+        let Some(h) = find(part, b"\r\n\r\n") else {
+            continue;
+        };
         let mut content = &part[h + 4..];
         if content.ends_with(b"\r\n") {
             content = &content[..content.len() - 2];
@@ -203,6 +311,9 @@ mod tests {
     #[test]
     fn multipart_parts_are_split() {
         let body = b"--xx\r\nContent-Disposition: form-data; name=\"f\"\r\n\r\nABC\r\n--xx\r\nA: b\r\n\r\nDE\r\n--xx--\r\n";
-        assert_eq!(split_multipart(body, "xx"), vec![b"ABC".to_vec(), b"DE".to_vec()]);
+        assert_eq!(
+            split_multipart(body, "xx"),
+            vec![b"ABC".to_vec(), b"DE".to_vec()]
+        );
     }
 }

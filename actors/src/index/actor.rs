@@ -32,7 +32,11 @@ pub struct IndexActor {
 
 impl IndexActor {
     pub fn new(conn: SqliteConnection) -> Self {
-        IndexActor { conn: Some(conn), queue: VecDeque::new(), max_batch: 256 }
+        IndexActor {
+            conn: Some(conn),
+            queue: VecDeque::new(),
+            max_batch: 256,
+        }
     }
 
     /// Wraps an async write into a job and the receiver of its result. The write runs in its
@@ -53,7 +57,11 @@ impl IndexActor {
                     return (conn, done);
                 }
                 let (mut conn, result) = f(conn).await;
-                let sql = if result.is_ok() { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
+                let sql = if result.is_ok() {
+                    "RELEASE job"
+                } else {
+                    "ROLLBACK TO job; RELEASE job"
+                };
                 let release = sqlx::raw_sql(sql).execute(&mut conn).await;
                 let done: Done = Box::new(move |commit: Result<(), String>| {
                     let answer = match (result, release, commit) {
@@ -87,7 +95,11 @@ impl IndexActor {
 /// Runs a batch of jobs in one transaction, commits once, then answers every job.
 async fn run_batch(mut conn: SqliteConnection, batch: Vec<WriteJob>) -> SqliteConnection {
     let mut dones = Vec::with_capacity(batch.len());
-    if sqlx::query("BEGIN IMMEDIATE").execute(&mut conn).await.is_err() {
+    if sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut conn)
+        .await
+        .is_err()
+    {
         // A transaction left open by a failed commit: roll it back and start again. If that
         // fails too, each job's savepoint runs as its own transaction.
         let _ = sqlx::query("ROLLBACK").execute(&mut conn).await;
@@ -98,7 +110,11 @@ async fn run_batch(mut conn: SqliteConnection, batch: Vec<WriteJob>) -> SqliteCo
         conn = c;
         dones.push(done);
     }
-    let commit = sqlx::query("COMMIT").execute(&mut conn).await.map(|_| ()).map_err(|e| e.to_string());
+    let commit = sqlx::query("COMMIT")
+        .execute(&mut conn)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string());
     if commit.is_err() {
         let _ = sqlx::query("ROLLBACK").execute(&mut conn).await;
     }
@@ -148,7 +164,10 @@ impl IndexWriter {
         Fut: Future<Output = (SqliteConnection, Result<R, IndexError>)> + 'static,
     {
         let (job, rx) = IndexActor::job(f);
-        self.0.send(Write(job)).await.map_err(|_| IndexError::Unavailable)?;
+        self.0
+            .send(Write(job))
+            .await
+            .map_err(|_| IndexError::Unavailable)?;
         rx.await.map_err(|_| IndexError::Unavailable)?
     }
 }

@@ -14,7 +14,7 @@ pub mod write;
 pub use actor::{IndexActor, IndexWriter, Write, WriteJob};
 pub use read::{AttachmentRow, ChangeRow, IndexReader, ResourceRow, Statistics};
 pub use write::{
-    DeleteOutcome, NewInstance, RemoteTable, StoreOutcome, StoreStatus, StorageLimits,
+    DeleteOutcome, NewInstance, RemoteTable, StorageLimits, StoreOutcome, StoreStatus,
 };
 
 use std::path::Path;
@@ -51,15 +51,17 @@ pub enum IndexError {
 }
 
 fn options(path: &Path) -> Result<SqliteConnectOptions, sqlx::Error> {
-    Ok(SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Full)
-        .foreign_keys(true)
-        .busy_timeout(Duration::from_secs(30))
-        .pragma("cache_size", "-16000")
-        .pragma("temp_store", "memory")
-        .disable_statement_logging())
+    Ok(
+        SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30))
+            .pragma("cache_size", "-16000")
+            .pragma("temp_store", "memory")
+            .disable_statement_logging(),
+    )
 }
 
 /// Opens the index in `dir` (creating and migrating it): the writer connection and a reader.

@@ -87,7 +87,10 @@ impl IndexReader {
     /// A resource by its public id, if it is of `level`.
     pub async fn resource(&self, level: Level, public_id: &str) -> Result<ResourceRow> {
         let sql = format!("SELECT {RESOURCE_COLS} FROM resources WHERE public_id = ?");
-        let row = sqlx::query(&sql).bind(public_id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(&sql)
+            .bind(public_id)
+            .fetch_optional(&self.pool)
+            .await?;
         match row.map(|r| resource_from(&r)) {
             Some(r) if r.level == level => Ok(r),
             _ => Err(IndexError::UnknownResource),
@@ -97,21 +100,30 @@ impl IndexReader {
     /// A resource of any level by its public id.
     pub async fn resource_any(&self, public_id: &str) -> Result<Option<ResourceRow>> {
         let sql = format!("SELECT {RESOURCE_COLS} FROM resources WHERE public_id = ?");
-        let row = sqlx::query(&sql).bind(public_id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(&sql)
+            .bind(public_id)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(|r| resource_from(&r)))
     }
 
     /// A resource by its internal id.
     pub async fn resource_by_id(&self, id: i64) -> Result<ResourceRow> {
         let sql = format!("SELECT {RESOURCE_COLS} FROM resources WHERE id = ?");
-        let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await?;
-        row.map(|r| resource_from(&r)).ok_or(IndexError::UnknownResource)
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| resource_from(&r))
+            .ok_or(IndexError::UnknownResource)
     }
 
     /// The resources of a level, in creation order, skipping `since` and keeping `limit` (0 = all).
     pub async fn list(&self, level: Level, since: u64, limit: u64) -> Result<Vec<ResourceRow>> {
         let limit = if limit == 0 { -1 } else { limit as i64 };
-        let sql = format!("SELECT {RESOURCE_COLS} FROM resources WHERE level = ? ORDER BY id LIMIT ? OFFSET ?");
+        let sql = format!(
+            "SELECT {RESOURCE_COLS} FROM resources WHERE level = ? ORDER BY id LIMIT ? OFFSET ?"
+        );
         let rows = sqlx::query(&sql)
             .bind(level as i64)
             .bind(limit)
@@ -124,12 +136,14 @@ impl IndexReader {
     /// The public ids of a level (the cheap form of [`Self::list`]).
     pub async fn list_ids(&self, level: Level, since: u64, limit: u64) -> Result<Vec<String>> {
         let limit = if limit == 0 { -1 } else { limit as i64 };
-        Ok(sqlx::query_scalar("SELECT public_id FROM resources WHERE level = ? ORDER BY id LIMIT ? OFFSET ?")
-            .bind(level as i64)
-            .bind(limit)
-            .bind(since as i64)
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(sqlx::query_scalar(
+            "SELECT public_id FROM resources WHERE level = ? ORDER BY id LIMIT ? OFFSET ?",
+        )
+        .bind(level as i64)
+        .bind(limit)
+        .bind(since as i64)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// The children of a resource.
@@ -141,10 +155,12 @@ impl IndexReader {
 
     /// The public ids of the children of a resource.
     pub async fn children_ids(&self, id: i64) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar("SELECT public_id FROM resources WHERE parent_id = ? ORDER BY id")
-            .bind(id)
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT public_id FROM resources WHERE parent_id = ? ORDER BY id")
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     /// The descendants of a resource at a lower level.
@@ -153,26 +169,36 @@ impl IndexReader {
             "WITH RECURSIVE t(id) AS (SELECT ? UNION ALL SELECT r.id FROM resources r JOIN t ON r.parent_id = t.id) \
              SELECT {RESOURCE_COLS} FROM resources WHERE id IN (SELECT id FROM t) AND level = ? ORDER BY id"
         );
-        let rows = sqlx::query(&sql).bind(id).bind(level as i64).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(&sql)
+            .bind(id)
+            .bind(level as i64)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.iter().map(resource_from).collect())
     }
 
     /// All metadata of a resource, `(type, value, revision)`.
     pub async fn metadata(&self, id: i64) -> Result<Vec<(i64, String, i64)>> {
-        let rows = sqlx::query("SELECT type, value, revision FROM metadata WHERE resource_id = ? ORDER BY type")
-            .bind(id)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+        let rows = sqlx::query(
+            "SELECT type, value, revision FROM metadata WHERE resource_id = ? ORDER BY type",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
     }
 
     /// One metadata of a resource.
     pub async fn metadata_one(&self, id: i64, kind: i64) -> Result<Option<(String, i64)>> {
-        let row = sqlx::query("SELECT value, revision FROM metadata WHERE resource_id = ? AND type = ?")
-            .bind(id)
-            .bind(kind)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT value, revision FROM metadata WHERE resource_id = ? AND type = ?")
+                .bind(id)
+                .bind(kind)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(row.map(|r| (r.get(0), r.get(1))))
     }
 
@@ -202,20 +228,24 @@ impl IndexReader {
 
     /// The transfer syntax and the dataset before Pixel Data of an instance.
     pub async fn header(&self, id: i64) -> Result<(String, Vec<u8>)> {
-        let row = sqlx::query("SELECT transfer_syntax, header FROM instance_headers WHERE resource_id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(IndexError::InexistentItem)?;
+        let row = sqlx::query(
+            "SELECT transfer_syntax, header FROM instance_headers WHERE resource_id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(IndexError::InexistentItem)?;
         Ok((row.get(0), row.get(1)))
     }
 
     /// Labels of a resource.
     pub async fn labels(&self, id: i64) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar("SELECT label FROM labels WHERE resource_id = ? ORDER BY label")
-            .bind(id)
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT label FROM labels WHERE resource_id = ? ORDER BY label")
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     /// Counts the descendants of a resource per level, and sums their attachment sizes.
@@ -253,7 +283,9 @@ impl IndexReader {
     /// Global counts and sizes.
     pub async fn statistics(&self) -> Result<Statistics> {
         let mut stats = Statistics::default();
-        let rows = sqlx::query("SELECT level, COUNT(*) FROM resources GROUP BY level").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT level, COUNT(*) FROM resources GROUP BY level")
+            .fetch_all(&self.pool)
+            .await?;
         for r in rows {
             if let Some(l) = Level::from_i64(r.get(0)) {
                 stats.counts[l as usize] = r.get::<i64, _>(1) as u64;
@@ -268,10 +300,21 @@ impl IndexReader {
     }
 
     /// Changes after `since`, at most `limit`, optionally filtered by type and bounded by `to`.
-    pub async fn changes(&self, since: i64, limit: i64, types: &[i64], to: Option<i64>) -> Result<Vec<ChangeRow>> {
-        let mut sql = String::from("SELECT seq, change_type, level, public_id, date FROM changes WHERE seq > ?");
+    pub async fn changes(
+        &self,
+        since: i64,
+        limit: i64,
+        types: &[i64],
+        to: Option<i64>,
+    ) -> Result<Vec<ChangeRow>> {
+        let mut sql = String::from(
+            "SELECT seq, change_type, level, public_id, date FROM changes WHERE seq > ?",
+        );
         if !types.is_empty() {
-            sql.push_str(&format!(" AND change_type IN ({})", vec!["?"; types.len()].join(",")));
+            sql.push_str(&format!(
+                " AND change_type IN ({})",
+                vec!["?"; types.len()].join(",")
+            ));
         }
         if to.is_some() {
             sql.push_str(" AND seq <= ?");
@@ -298,9 +341,10 @@ impl IndexReader {
 
     /// The highest sequence number ever used in the change log (0 if none).
     pub async fn last_seq(&self) -> Result<i64> {
-        let seq: Option<i64> = sqlx::query_scalar("SELECT seq FROM sqlite_sequence WHERE name = 'changes'")
-            .fetch_optional(&self.pool)
-            .await?;
+        let seq: Option<i64> =
+            sqlx::query_scalar("SELECT seq FROM sqlite_sequence WHERE name = 'changes'")
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(seq.unwrap_or(0))
     }
 
@@ -322,15 +366,24 @@ impl IndexReader {
                 m.insert("Seq".into(), Value::from(r.get::<i64, _>(0)));
                 m.insert("ResourceType".into(), Value::from(level.name()));
                 m.insert("ID".into(), Value::from(r.get::<String, _>(2)));
-                m.insert("Path".into(), Value::from(format!("/{}/{}", level.plural(), r.get::<String, _>(2))));
+                m.insert(
+                    "Path".into(),
+                    Value::from(format!("/{}/{}", level.plural(), r.get::<String, _>(2))),
+                );
                 m.insert("RemoteModality".into(), Value::from(r.get::<String, _>(3)));
                 m.insert("Date".into(), Value::from(r.get::<String, _>(4)));
                 m.insert("PatientID".into(), Value::from(r.get::<String, _>(5)));
                 if level >= Level::Study {
-                    m.insert("StudyInstanceUID".into(), Value::from(r.get::<String, _>(6)));
+                    m.insert(
+                        "StudyInstanceUID".into(),
+                        Value::from(r.get::<String, _>(6)),
+                    );
                 }
                 if level >= Level::Series {
-                    m.insert("SeriesInstanceUID".into(), Value::from(r.get::<String, _>(7)));
+                    m.insert(
+                        "SeriesInstanceUID".into(),
+                        Value::from(r.get::<String, _>(7)),
+                    );
                 }
                 if level >= Level::Instance {
                     m.insert("SOPInstanceUID".into(), Value::from(r.get::<String, _>(8)));
@@ -342,10 +395,12 @@ impl IndexReader {
 
     /// Resources whose identifier (PatientID, Study/Series/SOP Instance UID) equals `value`.
     pub async fn lookup(&self, value: &str) -> Result<Vec<(Level, String)>> {
-        let rows = sqlx::query("SELECT level, public_id FROM resources WHERE identifier = ? ORDER BY level, id")
-            .bind(value)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT level, public_id FROM resources WHERE identifier = ? ORDER BY level, id",
+        )
+        .bind(value)
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows
             .iter()
             .filter_map(|r| Some((Level::from_i64(r.get(0))?, r.get::<String, _>(1))))
@@ -401,10 +456,20 @@ impl IndexReader {
 
 impl IndexReader {
     /// The newest `limit` changes with `seq <= to` (of the given types), in ascending order.
-    pub async fn changes_before(&self, to: i64, limit: i64, types: &[i64]) -> Result<Vec<ChangeRow>> {
-        let mut sql = String::from("SELECT seq, change_type, level, public_id, date FROM changes WHERE seq <= ?");
+    pub async fn changes_before(
+        &self,
+        to: i64,
+        limit: i64,
+        types: &[i64],
+    ) -> Result<Vec<ChangeRow>> {
+        let mut sql = String::from(
+            "SELECT seq, change_type, level, public_id, date FROM changes WHERE seq <= ?",
+        );
         if !types.is_empty() {
-            sql.push_str(&format!(" AND change_type IN ({})", vec!["?"; types.len()].join(",")));
+            sql.push_str(&format!(
+                " AND change_type IN ({})",
+                vec!["?"; types.len()].join(",")
+            ));
         }
         sql.push_str(" ORDER BY seq DESC LIMIT ?");
         let mut q = sqlx::query(&sql).bind(to);

@@ -71,7 +71,12 @@ async fn find_id(conn: &mut SqliteConnection, public_id: &str) -> Result<Option<
         .bind(public_id)
         .fetch_optional(&mut *conn)
         .await?;
-    Ok(row.map(|r| (r.get::<i64, _>(0), Level::from_i64(r.get(1)).unwrap_or(Level::Instance))))
+    Ok(row.map(|r| {
+        (
+            r.get::<i64, _>(0),
+            Level::from_i64(r.get(1)).unwrap_or(Level::Instance),
+        )
+    }))
 }
 
 pub(super) async fn log_change(
@@ -93,7 +98,12 @@ pub(super) async fn log_change(
     Ok(r.last_insert_rowid())
 }
 
-async fn set_metadata_row(conn: &mut SqliteConnection, id: i64, kind: i64, value: &str) -> Result<()> {
+async fn set_metadata_row(
+    conn: &mut SqliteConnection,
+    id: i64,
+    kind: i64,
+    value: &str,
+) -> Result<()> {
     sqlx::query(
         "INSERT INTO metadata (resource_id, type, value, revision) VALUES (?, ?, ?, 0) \
          ON CONFLICT (resource_id, type) DO UPDATE SET value = excluded.value, revision = revision + 1",
@@ -108,11 +118,17 @@ async fn set_metadata_row(conn: &mut SqliteConnection, id: i64, kind: i64, value
 
 /// Stores a new instance and creates its missing parents (Orthanc's change order:
 /// NewInstance, NewSeries, NewStudy, NewPatient).
-pub async fn store_instance(conn: &mut SqliteConnection, req: &NewInstance) -> Result<StoreOutcome> {
+pub async fn store_instance(
+    conn: &mut SqliteConnection,
+    req: &NewInstance,
+) -> Result<StoreOutcome> {
     let mut obsolete = Vec::new();
     if find_id(conn, &req.ids[3]).await?.is_some() {
         if !req.overwrite {
-            return Ok(StoreOutcome { status: StoreStatus::AlreadyStored, obsolete_files: vec![] });
+            return Ok(StoreOutcome {
+                status: StoreStatus::AlreadyStored,
+                obsolete_files: vec![],
+            });
         }
         // As Orthanc: the old instance is deleted (with the parents it leaves empty), then stored anew.
         let deleted = delete_resource(conn, &req.ids[3], Level::Instance).await?;
@@ -125,29 +141,58 @@ pub async fn store_instance(conn: &mut SqliteConnection, req: &NewInstance) -> R
     let mut parent: Option<i64> = None;
     let mut ids = [0i64; 3];
     let mut created = [false; 3];
-    for (i, level) in [Level::Patient, Level::Study, Level::Series].into_iter().enumerate() {
+    for (i, level) in [Level::Patient, Level::Study, Level::Series]
+        .into_iter()
+        .enumerate()
+    {
         let id = match find_id(conn, &req.ids[i]).await? {
             Some((id, _)) => id,
             None => {
                 created[i] = true;
-                insert_resource(conn, &req.ids[i], level, parent, &req.identifiers[i], &req.main_tags[i]).await?
+                insert_resource(
+                    conn,
+                    &req.ids[i],
+                    level,
+                    parent,
+                    &req.identifiers[i],
+                    &req.main_tags[i],
+                )
+                .await?
             }
         };
         ids[i] = id;
         parent = Some(id);
     }
-    let instance = insert_resource(conn, &req.ids[3], Level::Instance, parent, &req.identifiers[3], &req.main_tags[3]).await?;
+    let instance = insert_resource(
+        conn,
+        &req.ids[3],
+        Level::Instance,
+        parent,
+        &req.identifiers[3],
+        &req.main_tags[3],
+    )
+    .await?;
     for (kind, value) in &req.metadata {
         set_metadata_row(conn, instance, kind.number(), value).await?;
     }
     insert_attachment(conn, instance, req).await?;
-    sqlx::query("INSERT INTO instance_headers (resource_id, transfer_syntax, header) VALUES (?, ?, ?)")
-        .bind(instance)
-        .bind(&req.transfer_syntax)
-        .bind(&req.header)
-        .execute(&mut *conn)
-        .await?;
-    let seq = log_change(conn, ChangeType::NewInstance, Some(instance), Level::Instance, &req.ids[3], &req.now).await?;
+    sqlx::query(
+        "INSERT INTO instance_headers (resource_id, transfer_syntax, header) VALUES (?, ?, ?)",
+    )
+    .bind(instance)
+    .bind(&req.transfer_syntax)
+    .bind(&req.header)
+    .execute(&mut *conn)
+    .await?;
+    let seq = log_change(
+        conn,
+        ChangeType::NewInstance,
+        Some(instance),
+        Level::Instance,
+        &req.ids[3],
+        &req.now,
+    )
+    .await?;
     if created[2] {
         for (kind, value) in &req.series_metadata {
             set_metadata_row(conn, ids[2], kind.number(), value).await?;
@@ -156,7 +201,15 @@ pub async fn store_instance(conn: &mut SqliteConnection, req: &NewInstance) -> R
     for i in (0..3).rev() {
         let level = Level::ALL[i];
         if created[i] {
-            log_change(conn, ChangeType::new_resource(level), Some(ids[i]), level, &req.ids[i], &req.now).await?;
+            log_change(
+                conn,
+                ChangeType::new_resource(level),
+                Some(ids[i]),
+                level,
+                &req.ids[i],
+                &req.now,
+            )
+            .await?;
         }
         set_metadata_row(conn, ids[i], MetadataType::LastUpdate.number(), &req.now).await?;
         sqlx::query(
@@ -175,10 +228,55 @@ pub async fn store_instance(conn: &mut SqliteConnection, req: &NewInstance) -> R
         .bind(ids[2])
         .execute(&mut *conn)
         .await?;
+    if series_completed(conn, ids[2]).await? {
+        log_change(
+            conn,
+            ChangeType::CompletedSeries,
+            Some(ids[2]),
+            Level::Series,
+            &req.ids[2],
+            &req.now,
+        )
+        .await?;
+    }
     if req.limits.recycle {
         obsolete.extend(recycle(conn, req, ids[0]).await?);
     }
-    Ok(StoreOutcome { status: StoreStatus::Success, obsolete_files: obsolete })
+    Ok(StoreOutcome {
+        status: StoreStatus::Success,
+        obsolete_files: obsolete,
+    })
+}
+
+/// Whether a series has exactly its ExpectedNumberOfInstances, with indexes 1..=N.
+async fn series_completed(conn: &mut SqliteConnection, series: i64) -> Result<bool> {
+    let expected: Option<String> =
+        sqlx::query_scalar("SELECT value FROM metadata WHERE resource_id = ? AND type = ?")
+            .bind(series)
+            .bind(MetadataType::ExpectedNumberOfInstances.number())
+            .fetch_optional(&mut *conn)
+            .await?;
+    let Some(expected) = expected
+        .and_then(|e| e.parse::<i64>().ok())
+        .filter(|e| *e > 0)
+    else {
+        return Ok(false);
+    };
+    let indexes: Vec<Option<String>> = sqlx::query_scalar(
+        "SELECT m.value FROM resources r LEFT JOIN metadata m ON m.resource_id = r.id AND m.type = ? WHERE r.parent_id = ?",
+    )
+    .bind(MetadataType::IndexInSeries.number())
+    .bind(series)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut seen = std::collections::BTreeSet::new();
+    for i in &indexes {
+        match i.as_deref().and_then(|v| v.trim().parse::<i64>().ok()) {
+            Some(v) if v >= 1 && v <= expected && seen.insert(v) => {}
+            _ => return Ok(false),
+        }
+    }
+    Ok(seen.len() as i64 == expected)
 }
 
 async fn insert_resource(
@@ -200,7 +298,11 @@ async fn insert_resource(
     Ok(r.last_insert_rowid())
 }
 
-async fn insert_attachment(conn: &mut SqliteConnection, instance: i64, req: &NewInstance) -> Result<()> {
+async fn insert_attachment(
+    conn: &mut SqliteConnection,
+    instance: i64,
+    req: &NewInstance,
+) -> Result<()> {
     sqlx::query(
         "INSERT INTO attachments (resource_id, file_type, uuid, compressed_size, uncompressed_size, \
          compression, uncompressed_md5, compressed_md5) VALUES (?, 1, ?, ?, ?, ?, ?, ?)",
@@ -228,7 +330,8 @@ async fn totals(conn: &mut SqliteConnection) -> Result<(u64, u64)> {
 }
 
 fn over(limits: &StorageLimits, size: u64, patients: u64) -> bool {
-    (limits.max_bytes > 0 && size > limits.max_bytes) || (limits.max_patients > 0 && patients > limits.max_patients)
+    (limits.max_bytes > 0 && size > limits.max_bytes)
+        || (limits.max_patients > 0 && patients > limits.max_patients)
 }
 
 async fn check_reject(conn: &mut SqliteConnection, req: &NewInstance) -> Result<()> {
@@ -237,14 +340,22 @@ async fn check_reject(conn: &mut SqliteConnection, req: &NewInstance) -> Result<
     }
     let (size, patients) = totals(conn).await?;
     let new_patient = find_id(conn, &req.ids[0]).await?.is_none() as u64;
-    if over(&req.limits, size + req.file.compressed_size, patients + new_patient) {
+    if over(
+        &req.limits,
+        size + req.file.compressed_size,
+        patients + new_patient,
+    ) {
         return Err(IndexError::FullStorage);
     }
     Ok(())
 }
 
 /// Deletes the oldest unprotected patients until the limits hold again.
-async fn recycle(conn: &mut SqliteConnection, req: &NewInstance, current: i64) -> Result<Vec<String>> {
+async fn recycle(
+    conn: &mut SqliteConnection,
+    req: &NewInstance,
+    current: i64,
+) -> Result<Vec<String>> {
     let mut obsolete = Vec::new();
     if req.limits.max_bytes == 0 && req.limits.max_patients == 0 {
         return Ok(obsolete);
@@ -265,7 +376,10 @@ async fn recycle(conn: &mut SqliteConnection, req: &NewInstance, current: i64) -
         };
         let ids = subtree(conn, victim).await?;
         obsolete.extend(attachment_uuids(conn, &ids).await?);
-        sqlx::query("DELETE FROM resources WHERE id = ?").bind(victim).execute(&mut *conn).await?;
+        sqlx::query("DELETE FROM resources WHERE id = ?")
+            .bind(victim)
+            .execute(&mut *conn)
+            .await?;
     }
 }
 
@@ -294,8 +408,14 @@ async fn attachment_uuids(conn: &mut SqliteConnection, ids: &[i64]) -> Result<Ve
 }
 
 /// Deletes a resource, its descendants, and the ancestors it leaves empty.
-pub async fn delete_resource(conn: &mut SqliteConnection, public_id: &str, level: Level) -> Result<DeleteOutcome> {
-    let (id, found) = find_id(conn, public_id).await?.ok_or(IndexError::UnknownResource)?;
+pub async fn delete_resource(
+    conn: &mut SqliteConnection,
+    public_id: &str,
+    level: Level,
+) -> Result<DeleteOutcome> {
+    let (id, found) = find_id(conn, public_id)
+        .await?
+        .ok_or(IndexError::UnknownResource)?;
     if found != level {
         return Err(IndexError::UnknownResource);
     }
@@ -304,28 +424,39 @@ pub async fn delete_resource(conn: &mut SqliteConnection, public_id: &str, level
     let mut current = id;
     let mut remaining = None;
     loop {
-        let parent: Option<i64> = sqlx::query_scalar("SELECT parent_id FROM resources WHERE id = ?")
+        let parent: Option<i64> =
+            sqlx::query_scalar("SELECT parent_id FROM resources WHERE id = ?")
+                .bind(current)
+                .fetch_one(&mut *conn)
+                .await?;
+        sqlx::query("DELETE FROM resources WHERE id = ?")
             .bind(current)
-            .fetch_one(&mut *conn)
+            .execute(&mut *conn)
             .await?;
-        sqlx::query("DELETE FROM resources WHERE id = ?").bind(current).execute(&mut *conn).await?;
         let Some(parent) = parent else { break };
-        let siblings: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM resources WHERE parent_id = ?")
-            .bind(parent)
-            .fetch_one(&mut *conn)
-            .await?;
+        let siblings: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM resources WHERE parent_id = ?")
+                .bind(parent)
+                .fetch_one(&mut *conn)
+                .await?;
         if siblings > 0 {
             let row = sqlx::query("SELECT level, public_id FROM resources WHERE id = ?")
                 .bind(parent)
                 .fetch_one(&mut *conn)
                 .await?;
-            remaining = Some((Level::from_i64(row.get(0)).unwrap_or(Level::Patient), row.get::<String, _>(1)));
+            remaining = Some((
+                Level::from_i64(row.get(0)).unwrap_or(Level::Patient),
+                row.get::<String, _>(1),
+            ));
             break;
         }
         obsolete.extend(attachment_uuids(conn, &[parent]).await?);
         current = parent;
     }
-    Ok(DeleteOutcome { remaining_ancestor: remaining, obsolete_files: obsolete })
+    Ok(DeleteOutcome {
+        remaining_ancestor: remaining,
+        obsolete_files: obsolete,
+    })
 }
 
 /// Sets a metadata (checking the revision when `if_match` is given) and logs UpdatedMetadata.
@@ -337,31 +468,53 @@ pub async fn set_metadata(
     if_match: Option<i64>,
     now: &str,
 ) -> Result<i64> {
-    let (id, level) = find_id(conn, public_id).await?.ok_or(IndexError::UnknownResource)?;
-    let current: Option<i64> = sqlx::query_scalar("SELECT revision FROM metadata WHERE resource_id = ? AND type = ?")
-        .bind(id)
-        .bind(kind)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let (id, level) = find_id(conn, public_id)
+        .await?
+        .ok_or(IndexError::UnknownResource)?;
+    let current: Option<i64> =
+        sqlx::query_scalar("SELECT revision FROM metadata WHERE resource_id = ? AND type = ?")
+            .bind(id)
+            .bind(kind)
+            .fetch_optional(&mut *conn)
+            .await?;
     if let (Some(expected), Some(rev)) = (if_match, current) {
         if expected != rev {
             return Err(IndexError::Revision);
         }
     }
     set_metadata_row(conn, id, kind, value).await?;
-    log_change(conn, ChangeType::UpdatedMetadata, Some(id), level, public_id, now).await?;
+    log_change(
+        conn,
+        ChangeType::UpdatedMetadata,
+        Some(id),
+        level,
+        public_id,
+        now,
+    )
+    .await?;
     Ok(current.map_or(0, |r| r + 1))
 }
 
 /// Deletes a metadata.
-pub async fn delete_metadata(conn: &mut SqliteConnection, public_id: &str, kind: i64, if_match: Option<i64>) -> Result<()> {
-    let (id, _) = find_id(conn, public_id).await?.ok_or(IndexError::UnknownResource)?;
-    let current: Option<i64> = sqlx::query_scalar("SELECT revision FROM metadata WHERE resource_id = ? AND type = ?")
-        .bind(id)
-        .bind(kind)
-        .fetch_optional(&mut *conn)
-        .await?;
-    let Some(rev) = current else { return Err(IndexError::InexistentItem) };
+pub async fn delete_metadata(
+    conn: &mut SqliteConnection,
+    public_id: &str,
+    kind: i64,
+    if_match: Option<i64>,
+    now: &str,
+) -> Result<()> {
+    let (id, level) = find_id(conn, public_id)
+        .await?
+        .ok_or(IndexError::UnknownResource)?;
+    let current: Option<i64> =
+        sqlx::query_scalar("SELECT revision FROM metadata WHERE resource_id = ? AND type = ?")
+            .bind(id)
+            .bind(kind)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let Some(rev) = current else {
+        return Err(IndexError::InexistentItem);
+    };
     if if_match.is_some_and(|m| m != rev) {
         return Err(IndexError::Revision);
     }
@@ -370,11 +523,24 @@ pub async fn delete_metadata(conn: &mut SqliteConnection, public_id: &str, kind:
         .bind(kind)
         .execute(&mut *conn)
         .await?;
+    log_change(
+        conn,
+        ChangeType::UpdatedMetadata,
+        Some(id),
+        level,
+        public_id,
+        now,
+    )
+    .await?;
     Ok(())
 }
 
 /// Protects or unprotects a patient from recycling.
-pub async fn set_protected(conn: &mut SqliteConnection, public_id: &str, protected: bool) -> Result<()> {
+pub async fn set_protected(
+    conn: &mut SqliteConnection,
+    public_id: &str,
+    protected: bool,
+) -> Result<()> {
     let r = sqlx::query("UPDATE resources SET protected = ? WHERE public_id = ? AND level = 0")
         .bind(protected as i64)
         .bind(public_id)
@@ -388,7 +554,12 @@ pub async fn set_protected(conn: &mut SqliteConnection, public_id: &str, protect
 
 /// Marks the resources whose stable deadline passed as stable and logs Stable* changes.
 /// Returns how many became stable.
-pub async fn mark_stable(conn: &mut SqliteConnection, now_ms: i64, now: &str, max: i64) -> Result<usize> {
+pub async fn mark_stable(
+    conn: &mut SqliteConnection,
+    now_ms: i64,
+    now: &str,
+    max: i64,
+) -> Result<usize> {
     let rows = sqlx::query(
         "SELECT s.resource_id, r.level, r.public_id FROM stable_pending s JOIN resources r ON r.id = s.resource_id \
          WHERE s.deadline <= ? ORDER BY s.deadline LIMIT ?",
@@ -401,8 +572,14 @@ pub async fn mark_stable(conn: &mut SqliteConnection, now_ms: i64, now: &str, ma
         let id: i64 = row.get(0);
         let level = Level::from_i64(row.get(1)).unwrap_or(Level::Series);
         let public_id: String = row.get(2);
-        sqlx::query("DELETE FROM stable_pending WHERE resource_id = ?").bind(id).execute(&mut *conn).await?;
-        sqlx::query("UPDATE resources SET is_stable = 1 WHERE id = ?").bind(id).execute(&mut *conn).await?;
+        sqlx::query("DELETE FROM stable_pending WHERE resource_id = ?")
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query("UPDATE resources SET is_stable = 1 WHERE id = ?")
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
         if let Some(change) = ChangeType::stable(level) {
             log_change(conn, change, Some(id), level, &public_id, now).await?;
         }
@@ -412,25 +589,45 @@ pub async fn mark_stable(conn: &mut SqliteConnection, now_ms: i64, now: &str, ma
 
 /// Empties the change log (`DELETE /changes`).
 pub async fn clear_changes(conn: &mut SqliteConnection) -> Result<()> {
-    sqlx::query("DELETE FROM changes").execute(&mut *conn).await?;
+    sqlx::query("DELETE FROM changes")
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
 /// Empties the export log (`DELETE /exports`).
 pub async fn clear_exports(conn: &mut SqliteConnection) -> Result<()> {
-    sqlx::query("DELETE FROM exports").execute(&mut *conn).await?;
+    sqlx::query("DELETE FROM exports")
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
 /// Creates or replaces a modality (`table` = "modalities") or peer ("peers").
-pub async fn put_remote(conn: &mut SqliteConnection, table: RemoteTable, name: &str, config: &Value) -> Result<()> {
-    let sql = format!("INSERT OR REPLACE INTO {} (name, config) VALUES (?, ?)", table.name());
-    sqlx::query(&sql).bind(name).bind(config.to_string()).execute(&mut *conn).await?;
+pub async fn put_remote(
+    conn: &mut SqliteConnection,
+    table: RemoteTable,
+    name: &str,
+    config: &Value,
+) -> Result<()> {
+    let sql = format!(
+        "INSERT OR REPLACE INTO {} (name, config) VALUES (?, ?)",
+        table.name()
+    );
+    sqlx::query(&sql)
+        .bind(name)
+        .bind(config.to_string())
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
 /// Removes a modality or peer.
-pub async fn delete_remote(conn: &mut SqliteConnection, table: RemoteTable, name: &str) -> Result<()> {
+pub async fn delete_remote(
+    conn: &mut SqliteConnection,
+    table: RemoteTable,
+    name: &str,
+) -> Result<()> {
     let sql = format!("DELETE FROM {} WHERE name = ?", table.name());
     sqlx::query(&sql).bind(name).execute(&mut *conn).await?;
     Ok(())

@@ -166,7 +166,10 @@ mod tests {
     fn names_and_numbers() {
         assert_eq!(Level::parse("Studies"), Some(Level::Study));
         assert_eq!(Level::parse("instance"), Some(Level::Instance));
-        assert_eq!(MetadataType::from_orthanc_name("RemoteAET"), Some(MetadataType::RemoteAet));
+        assert_eq!(
+            MetadataType::from_orthanc_name("RemoteAET"),
+            Some(MetadataType::RemoteAet)
+        );
         assert_eq!(ChangeType::from_number(13), Some(ChangeType::StableStudy));
         assert_eq!(ChangeType::NewInstance.name(), "NewInstance");
     }

@@ -57,6 +57,9 @@ mod tests {
         assert_eq!(ids.patient, "6816cb19-844d5aee-85245eba-28e841e6-2414fae2");
         assert_eq!(ids.study, "b9c08539-26f93bde-c81ab0d7-bffaf2cb-a4d0bdd0");
         assert_eq!(ids.series, "f2635388-f01d497a-15f7c06b-ad7dba06-c4c599fe");
-        assert_eq!(orthanc_hash(""), "da39a3ee-5e6b4b0d-3255bfef-95601890-afd80709");
+        assert_eq!(
+            orthanc_hash(""),
+            "da39a3ee-5e6b4b0d-3255bfef-95601890-afd80709"
+        );
     }
 }

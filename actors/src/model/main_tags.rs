@@ -14,7 +14,10 @@ pub struct MainTag {
 }
 
 const fn t(group: u16, element: u16, name: &'static str) -> MainTag {
-    MainTag { tag: (group, element), name }
+    MainTag {
+        tag: (group, element),
+        name,
+    }
 }
 
 pub const PATIENT_ID: TagNum = (0x0010, 0x0020);
@@ -112,7 +115,11 @@ pub fn parse_tag_key(s: &str) -> Option<TagNum> {
 
 /// Orthanc's `/system` `MainDicomTags` value: the `;`-joined names of a level.
 pub fn signature(level: Level) -> String {
-    for_level(level).iter().map(|m| m.name).collect::<Vec<_>>().join(";")
+    for_level(level)
+        .iter()
+        .map(|m| m.name)
+        .collect::<Vec<_>>()
+        .join(";")
 }
 
 /// Finds the name of a main tag of any level.

@@ -254,6 +254,14 @@ pub fn is_context_dependent_vr(tag: Tag) -> bool {
     }
 }
 
+/// Whether the standard VR is "US or SS" (xs).
+pub fn is_xs(tag: Tag) -> bool {
+    matches!(
+        StandardDataDictionary.by_tag(tag).map(|e| e.vr),
+        Some(VirtualVr::Xs)
+    )
+}
+
 /// VR used for an element read with the implicit VR transfer syntax.
 pub fn implicit_vr(tag: Tag) -> VR {
     if tag.0 % 2 == 1 {
