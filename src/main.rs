@@ -24,7 +24,7 @@ use actix_web::middleware::{from_fn, Compress, Condition, NormalizePath, Trailin
 use actix_web::{web, App, HttpServer};
 use anyhow::{Context, Result};
 use pacsnode_actors::changes::ChangesActor;
-use pacsnode_actors::index::{self, IndexActor, IndexWriter, RemoteTable, StorageLimits};
+use pacsnode_actors::index::{self, IndexWriter, RemoteTable, StorageLimits};
 use pacsnode_actors::ingest::{IngestActor, IngestSettings};
 use pacsnode_actors::lua_actor::LuaActor;
 use pacsnode_actors::model::dicom::{Encoding, PrivateDictionary};
@@ -166,10 +166,9 @@ async fn run(settings: Arc<Settings>, logs: Arc<LogLevels>) -> Result<Control> {
                 settings.storage_directory.display()
             )
         })?;
-    let (conn, reader) = index::open(&settings.index_directory, 8)
+    let (writer, reader) = index::open(&settings.index_directory, 8)
         .await
         .context("cannot open the index")?;
-    let writer = IndexWriter(IndexActor::new(conn).start());
     seed_remotes(&settings, &writer, &reader).await?;
     let default_encoding =
         Encoding::from_orthanc_name(&settings.default_encoding).unwrap_or(Encoding::Latin1);
@@ -331,15 +330,14 @@ async fn seed_remotes(
         }
         let stale: Vec<String> = existing.into_iter().map(|(n, _)| n).collect();
         writer
-            .write(move |mut conn| async move {
-                let mut r = Ok(());
+            .write(move |c| {
                 for name in &stale {
-                    r = r.and(index::write::delete_remote(&mut conn, table, name).await);
+                    index::write::delete_remote(c, table, name)?;
                 }
                 for (name, v) in &entries {
-                    r = r.and(index::write::put_remote(&mut conn, table, name, v).await);
+                    index::write::put_remote(c, table, name, v)?;
                 }
-                (conn, r)
+                Ok(())
             })
             .await?;
     }

@@ -54,10 +54,7 @@ impl Handler<CheckStable> for ChangesActor {
                 now.format("%Y%m%dT%H%M%S").to_string(),
             );
             let r = index
-                .write(move |mut conn| async move {
-                    let r = crate::index::write::mark_stable(&mut conn, ms, &iso, 1000).await;
-                    (conn, r)
-                })
+                .write(move |c| crate::index::write::mark_stable(c, ms, &iso, 1000))
                 .await;
             if let Err(e) = r {
                 tracing::warn!("cannot update the stable resources: {e}");

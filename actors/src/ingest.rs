@@ -154,10 +154,7 @@ impl Handler<StoreInstance> for IngestActor {
                 instance: req.ids[3].clone(),
             };
             let outcome = index
-                .write(move |mut conn| async move {
-                    let r = crate::index::write::store_instance(&mut conn, &req).await;
-                    (conn, r)
-                })
+                .write(move |c| crate::index::write::store_instance(c, &req))
                 .await;
             let outcome = match outcome {
                 Ok(o) => o,

@@ -447,7 +447,10 @@ fn table_to_json(lua: &Lua, t: &Table, keep_strings: bool, depth: usize) -> mlua
                 .collect(),
         ))
     } else {
-        Ok(Json::Object(map))
+        // Keys sorted, as Orthanc's JSON library writes them.
+        let mut entries: Vec<(String, Json)> = map.into_iter().collect();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(Json::Object(entries.into_iter().collect()))
     }
 }
 

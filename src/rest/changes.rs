@@ -97,10 +97,7 @@ async fn get_changes(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<
 async fn delete_changes(state: web::Data<AppState>) -> ApiResult<Answer> {
     state
         .writer
-        .write(|mut conn| async move {
-            let r = pacsnode_actors::index::write::clear_changes(&mut conn).await;
-            (conn, r)
-        })
+        .write(pacsnode_actors::index::write::clear_changes)
         .await?;
     Ok(Answer::Empty)
 }
@@ -123,10 +120,7 @@ async fn get_exports(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<
 async fn delete_exports(state: web::Data<AppState>) -> ApiResult<Answer> {
     state
         .writer
-        .write(|mut conn| async move {
-            let r = pacsnode_actors::index::write::clear_exports(&mut conn).await;
-            (conn, r)
-        })
+        .write(pacsnode_actors::index::write::clear_exports)
         .await?;
     Ok(Answer::Empty)
 }

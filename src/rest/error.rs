@@ -153,7 +153,9 @@ impl From<IndexError> for ApiError {
             IndexError::FullStorage => OrthancCode::FullStorage,
             IndexError::Revision => OrthancCode::Revision,
             IndexError::BadRequest(_) => OrthancCode::BadRequest,
-            IndexError::Database(_) => OrthancCode::Database,
+            IndexError::Database(_) | IndexError::Migration(_) | IndexError::Commit(_) => {
+                OrthancCode::Database
+            }
             IndexError::Unavailable => OrthancCode::DatabaseUnavailable,
         };
         match code {

@@ -212,12 +212,8 @@ async fn put(
     );
     let revision = state
         .writer
-        .write(move |mut conn| async move {
-            let r = pacsnode_actors::index::write::set_metadata(
-                &mut conn, &id, number, &v, expected, &now,
-            )
-            .await;
-            (conn, r)
+        .write(move |c| {
+            pacsnode_actors::index::write::set_metadata(c, &id, number, &v, expected, &now)
         })
         .await?;
     Ok(HttpResponse::Ok()
@@ -248,12 +244,8 @@ async fn delete(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<Answe
     };
     state
         .writer
-        .write(move |mut conn| async move {
-            let r = pacsnode_actors::index::write::delete_metadata(
-                &mut conn, &id, number, expected, &now,
-            )
-            .await;
-            (conn, r)
+        .write(move |c| {
+            pacsnode_actors::index::write::delete_metadata(c, &id, number, expected, &now)
         })
         .await?;
     Ok(Answer::Empty)

@@ -235,11 +235,7 @@ async fn put(
     let (table, name) = (**table, name.into_inner());
     state
         .writer
-        .write(move |mut conn| async move {
-            let r =
-                pacsnode_actors::index::write::put_remote(&mut conn, table, &name, &config).await;
-            (conn, r)
-        })
+        .write(move |c| pacsnode_actors::index::write::put_remote(c, table, &name, &config))
         .await?;
     Ok(Answer::Empty)
 }
@@ -253,10 +249,7 @@ async fn delete(
     let (table, name) = (**table, name.into_inner());
     state
         .writer
-        .write(move |mut conn| async move {
-            let r = pacsnode_actors::index::write::delete_remote(&mut conn, table, &name).await;
-            (conn, r)
-        })
+        .write(move |c| pacsnode_actors::index::write::delete_remote(c, table, &name))
         .await?;
     Ok(Answer::Empty)
 }

@@ -1,9 +1,11 @@
 //! The JSON of a resource, as `GET /{level}/{id}` and `?expand` answer it.
 
 use actix_web::HttpRequest;
-use pacsnode_actors::index::ResourceRow;
+use pacsnode_actors::index::read;
+use pacsnode_actors::index::{IndexError, ResourceRow};
 use pacsnode_actors::model::main_tags::{self, MainTag};
 use pacsnode_actors::model::{Level, MetadataType};
+use rusqlite::Connection;
 use serde_json::{json, Map, Value};
 
 use super::error::ApiResult;
@@ -63,10 +65,39 @@ fn metadata_value(meta: &[(i64, String, i64)], kind: MetadataType) -> Option<&st
         .map(|(_, v, _)| v.as_str())
 }
 
-/// The full JSON of one resource.
+/// The full JSON of one resource (all its queries in one trip to a reader thread).
 pub async fn expand(state: &AppState, row: &ResourceRow, format: TagFormat) -> ApiResult<Value> {
-    let reader = &state.reader;
-    let meta = reader.metadata(row.id).await?;
+    let row = row.clone();
+    Ok(state
+        .reader
+        .with(move |c| expand_sync(c, &row, format))
+        .await?)
+}
+
+/// The JSON of several resources, in one trip to a reader thread.
+pub async fn expand_all(
+    state: &AppState,
+    rows: Vec<ResourceRow>,
+    format: TagFormat,
+) -> ApiResult<Value> {
+    let list = state
+        .reader
+        .with(move |c| {
+            rows.iter()
+                .map(|r| expand_sync(c, r, format))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await?;
+    Ok(Value::Array(list))
+}
+
+/// Builds the JSON of a resource from the index. Blocking.
+pub fn expand_sync(
+    c: &Connection,
+    row: &ResourceRow,
+    format: TagFormat,
+) -> Result<Value, IndexError> {
+    let meta = read::metadata(c, row.id)?;
     let mut out = Map::new();
     out.insert("ID".into(), json!(row.public_id));
     out.insert("Type".into(), json!(row.level.name()));
@@ -74,9 +105,9 @@ pub async fn expand(state: &AppState, row: &ResourceRow, format: TagFormat) -> A
         "MainDicomTags".into(),
         format_main_tags(&row.main_tags, main_tags::for_level(row.level), format),
     );
-    out.insert("Labels".into(), json!(reader.labels(row.id).await?));
+    out.insert("Labels".into(), json!(read::labels(c, row.id)?));
     if let Some(parent) = row.parent_id {
-        let p = reader.resource_by_id(parent).await?;
+        let p = read::resource_by_id(c, parent)?;
         let key = match row.level {
             Level::Study => "ParentPatient",
             Level::Series => "ParentStudy",
@@ -90,7 +121,7 @@ pub async fn expand(state: &AppState, row: &ResourceRow, format: TagFormat) -> A
             Level::Series => "Series",
             _ => "Instances",
         };
-        out.insert(key.into(), json!(reader.children_ids(row.id).await?));
+        out.insert(key.into(), json!(read::children_ids(c, row.id)?));
     }
     if row.level != Level::Instance {
         out.insert("IsStable".into(), json!(row.is_stable));
@@ -111,7 +142,8 @@ pub async fn expand(state: &AppState, row: &ResourceRow, format: TagFormat) -> A
         Level::Series => {
             let expected = metadata_value(&meta, MetadataType::ExpectedNumberOfInstances)
                 .and_then(|v| v.parse::<u64>().ok());
-            let status = series_status(state, row.id, expected).await?;
+            let indexes = read::children_metadata(c, row.id, MetadataType::IndexInSeries.number())?;
+            let status = series_status(expected, &indexes);
             out.insert("Status".into(), json!(status));
             out.insert(
                 "ExpectedNumberOfInstances".into(),
@@ -119,12 +151,10 @@ pub async fn expand(state: &AppState, row: &ResourceRow, format: TagFormat) -> A
             );
         }
         Level::Instance => {
-            let dicom = reader
-                .attachments(row.id)
-                .await?
+            if let Some(a) = read::attachments(c, row.id)?
                 .into_iter()
-                .find(|a| a.file_type == 1);
-            if let Some(a) = dicom {
+                .find(|a| a.file_type == 1)
+            {
                 out.insert("FileSize".into(), json!(a.uncompressed_size));
                 out.insert("FileUuid".into(), json!(a.uuid));
             }
@@ -145,31 +175,23 @@ pub async fn expand(state: &AppState, row: &ResourceRow, format: TagFormat) -> A
 }
 
 /// Orthanc's series status from ExpectedNumberOfInstances and the instances' IndexInSeries.
-async fn series_status(
-    state: &AppState,
-    series: i64,
-    expected: Option<u64>,
-) -> ApiResult<&'static str> {
+fn series_status(expected: Option<u64>, indexes: &[Option<String>]) -> &'static str {
     let Some(expected) = expected.filter(|e| *e > 0) else {
-        return Ok("Unknown");
+        return "Unknown";
     };
-    let indexes = state
-        .reader
-        .children_metadata(series, MetadataType::IndexInSeries.number())
-        .await?;
-    let mut seen = vec![false; expected as usize];
+    let mut seen = vec![false; expected.min(1 << 20) as usize];
     for index in indexes {
-        let Some(i) = index.and_then(|v| v.trim().parse::<u64>().ok()) else {
-            return Ok("Unknown");
+        let Some(i) = index.as_deref().and_then(|v| v.trim().parse::<u64>().ok()) else {
+            return "Unknown";
         };
-        if i < 1 || i > expected || seen[(i - 1) as usize] {
-            return Ok("Inconsistent");
+        if i < 1 || i > seen.len() as u64 || seen[(i - 1) as usize] {
+            return "Inconsistent";
         }
         seen[(i - 1) as usize] = true;
     }
-    Ok(if seen.iter().all(|s| *s) {
+    if seen.iter().all(|s| *s) {
         "Complete"
     } else {
         "Missing"
-    })
+    }
 }

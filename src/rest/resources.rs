@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::error::{ApiError, ApiResult};
 use super::middleware::not_allowed;
-use super::resource_json::{expand, TagFormat};
+use super::resource_json::{expand, expand_all, TagFormat};
 use super::respond::{arg, flag, Answer};
 use super::AppState;
 
@@ -89,11 +89,7 @@ async fn list(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<Answer>
     if flag(&req, "expand")?.unwrap_or(false) {
         let format = TagFormat::from_request(&req, TagFormat::Simplify)?;
         let rows = state.reader.list(level, since, limit).await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            out.push(expand(&state, row, format).await?);
-        }
-        Ok(Answer::Json(Value::Array(out)))
+        Ok(Answer::Json(expand_all(&state, rows, format).await?))
     } else {
         Ok(Answer::Json(json!(
             state.reader.list_ids(level, since, limit).await?
@@ -118,10 +114,7 @@ async fn delete(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<Answe
 pub async fn delete_resource(state: &AppState, level: Level, id: String) -> ApiResult<Value> {
     let outcome = state
         .writer
-        .write(move |mut conn| async move {
-            let r = pacsnode_actors::index::write::delete_resource(&mut conn, &id, level).await;
-            (conn, r)
-        })
+        .write(move |c| pacsnode_actors::index::write::delete_resource(c, &id, level))
         .await?;
     pacsnode_actors::ingest::remove_files(&state.storage, outcome.obsolete_files).await;
     Ok(match outcome.remaining_ancestor {
@@ -176,10 +169,7 @@ async fn put_protected(
     let id = id.into_inner();
     state
         .writer
-        .write(move |mut conn| async move {
-            let r = pacsnode_actors::index::write::set_protected(&mut conn, &id, protected).await;
-            (conn, r)
-        })
+        .write(move |c| pacsnode_actors::index::write::set_protected(c, &id, protected))
         .await?;
     Ok(Answer::Empty)
 }
@@ -214,9 +204,5 @@ async fn related(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<Answ
             .map(|r| r.public_id.clone())
             .collect::<Vec<_>>())));
     }
-    let mut out = Vec::with_capacity(rows.len());
-    for r in &rows {
-        out.push(expand(&state, r, format).await?);
-    }
-    Ok(Answer::Json(Value::Array(out)))
+    Ok(Answer::Json(expand_all(&state, rows, format).await?))
 }

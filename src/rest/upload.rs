@@ -78,7 +78,7 @@ fn answer_of(stored: &StoredInstance) -> Value {
         "ParentSeries": ids.series,
         "ParentStudy": ids.study,
         "Path": format!("/instances/{}", ids.instance),
-        "Status": match stored.status { StoreStatus::Success => "Success", StoreStatus::AlreadyStored => "AlreadyStored" },
+        "Status": match stored.status { StoreStatus::Success => "Success", StoreStatus::AlreadyStored => "AlreadyStored", StoreStatus::FilteredOut => "FilteredOut" },
     })
 }
 

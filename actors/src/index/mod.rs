@@ -1,28 +1,34 @@
-//! The index: SQLite through sqlx, the only place with SQL.
+//! The index: SQLite, the only place with SQL.
 //!
-//! * [`IndexActor`] owns the single writer connection. Every write is a job sent to it as a
-//!   message; jobs that arrive while a commit is in flight are grouped into the next
-//!   transaction (group commit: one fsync for many ingests), each in its own savepoint, and
-//!   each caller is answered only after that transaction committed.
-//! * [`IndexReader`] is a pool of read connections (WAL lets them run beside the writer);
-//!   handlers query it directly, because reads need no ordering.
+//! * [`IndexActor`] owns the single writer connection on its own thread. Every write is a
+//!   job sent to its bounded mailbox; the jobs waiting when a transaction starts are grouped
+//!   into it (group commit: one fsync for many ingests), each in its own savepoint, and every
+//!   caller is answered only after that transaction committed.
+//! * [`IndexReader`] is a pool of read connections (WAL lets them run beside the writer),
+//!   used from blocking threads.
+//!
+//! The schema is created by sqlx's migrator (`migrations/sqlite`, and a PostgreSQL folder
+//! later). The queries themselves use rusqlite: sqlx's SQLite driver runs every statement
+//! through a worker thread and costs two thread wake-ups per statement, which was measured
+//! as most of the CPU of an ingest (perf, 20 statements per instance); rusqlite runs the
+//! same statements directly on the index threads.
 
 mod actor;
-mod read;
+pub mod read;
 pub mod write;
 
-pub use actor::{IndexActor, IndexWriter, Write, WriteJob};
+pub use actor::{IndexActor, IndexWriter};
 pub use read::{AttachmentRow, ChangeRow, IndexReader, ResourceRow, Statistics};
 pub use write::{
     DeleteOutcome, NewInstance, RemoteTable, StorageLimits, StoreOutcome, StoreStatus,
 };
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{ConnectOptions, SqliteConnection};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{ConnectOptions, Connection};
 
 /// Errors of the index layer.
 #[derive(Debug, thiserror::Error)]
@@ -44,39 +50,59 @@ pub enum IndexError {
     BadRequest(String),
     /// The database failed.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
-    /// The writer actor is gone (shutting down).
+    Database(#[from] rusqlite::Error),
+    /// The schema could not be created or migrated.
+    #[error("cannot migrate the index: {0}")]
+    Migration(String),
+    /// The group transaction holding the write could not be committed.
+    #[error("cannot commit to the index: {0}")]
+    Commit(String),
+    /// The index threads are gone (shutting down).
     #[error("the index is shutting down")]
     Unavailable,
 }
 
-fn options(path: &Path) -> Result<SqliteConnectOptions, sqlx::Error> {
-    Ok(
-        SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(30))
-            .pragma("cache_size", "-16000")
-            .pragma("temp_store", "memory")
-            .disable_statement_logging(),
-    )
+/// Opens a connection with pacsnode's settings (WAL, full sync, foreign keys).
+pub(crate) fn connect(path: &Path, read_only: bool) -> Result<rusqlite::Connection, IndexError> {
+    use rusqlite::OpenFlags;
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let conn = rusqlite::Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(Duration::from_secs(30))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
+         PRAGMA cache_size = -16000; PRAGMA temp_store = MEMORY;",
+    )?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
 }
 
-/// Opens the index in `dir` (creating and migrating it): the writer connection and a reader.
-pub async fn open(dir: &Path, readers: u32) -> Result<(SqliteConnection, IndexReader), IndexError> {
-    std::fs::create_dir_all(dir).map_err(|e| IndexError::BadRequest(e.to_string()))?;
-    let path = dir.join("index.sqlite");
-    let mut writer = options(&path)?.connect().await?;
+async fn migrate(path: &Path) -> Result<(), IndexError> {
+    let m = |e: &dyn std::fmt::Display| IndexError::Migration(e.to_string());
+    let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+        .map_err(|e| m(&e))?
+        .create_if_missing(true)
+        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+        .disable_statement_logging();
+    let mut conn = opts.connect().await.map_err(|e| m(&e))?;
     sqlx::migrate!("../migrations/sqlite")
-        .run(&mut writer)
+        .run(&mut conn)
         .await
-        .map_err(|e| IndexError::Database(e.into()))?;
-    let pool = SqlitePoolOptions::new()
-        .max_connections(readers.max(1))
-        .min_connections(1)
-        .connect_with(options(&path)?.read_only(true))
-        .await?;
-    Ok((writer, IndexReader::new(pool)))
+        .map_err(|e| m(&e))?;
+    conn.close().await.map_err(|e| m(&e))
+}
+
+/// Opens the index in `dir` (creating and migrating it): the writer actor and a reader pool.
+pub async fn open(dir: &Path, readers: usize) -> Result<(IndexWriter, IndexReader), IndexError> {
+    std::fs::create_dir_all(dir).map_err(|e| IndexError::Migration(e.to_string()))?;
+    let path: PathBuf = dir.join("index.sqlite");
+    migrate(&path).await?;
+    let writer = IndexActor::start(connect(&path, false)?);
+    let reader = IndexReader::open(&path, readers)?;
+    Ok((writer, reader))
 }

@@ -1,8 +1,11 @@
-//! Read queries, on a pool of read-only connections.
+//! Read queries, on a pool of read-only connections used from blocking threads.
 
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde_json::{Map, Value};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqlitePool};
+use tokio::sync::Semaphore;
 
 use super::write::RemoteTable;
 use super::IndexError;
@@ -21,24 +24,6 @@ pub struct ResourceRow {
     pub is_stable: bool,
     pub protected: bool,
 }
-
-fn resource_from(row: &SqliteRow) -> ResourceRow {
-    let tags: String = row.get("main_tags");
-    ResourceRow {
-        id: row.get("id"),
-        public_id: row.get("public_id"),
-        level: Level::from_i64(row.get("level")).unwrap_or(Level::Instance),
-        parent_id: row.get("parent_id"),
-        main_tags: match serde_json::from_str(&tags) {
-            Ok(Value::Object(m)) => m,
-            _ => Map::new(),
-        },
-        is_stable: row.get::<i64, _>("is_stable") != 0,
-        protected: row.get::<i64, _>("protected") != 0,
-    }
-}
-
-const RESOURCE_COLS: &str = "id, public_id, level, parent_id, main_tags, is_stable, protected";
 
 /// One entry of `/changes`.
 #[derive(Debug, Clone)]
@@ -73,25 +58,87 @@ pub struct AttachmentRow {
     pub revision: i64,
 }
 
+fn resource_from(row: &Row) -> rusqlite::Result<ResourceRow> {
+    let tags: String = row.get(4)?;
+    Ok(ResourceRow {
+        id: row.get(0)?,
+        public_id: row.get(1)?,
+        level: Level::from_i64(row.get(2)?).unwrap_or(Level::Instance),
+        parent_id: row.get(3)?,
+        main_tags: match serde_json::from_str(&tags) {
+            Ok(Value::Object(m)) => m,
+            _ => Map::new(),
+        },
+        is_stable: row.get::<_, i64>(5)? != 0,
+        protected: row.get::<_, i64>(6)? != 0,
+    })
+}
+
+const RESOURCE_COLS: &str = "id, public_id, level, parent_id, main_tags, is_stable, protected";
+
+fn change_from(r: &Row) -> rusqlite::Result<ChangeRow> {
+    Ok(ChangeRow {
+        seq: r.get(0)?,
+        change_type: r.get(1)?,
+        level: Level::from_i64(r.get(2)?).unwrap_or(Level::Instance),
+        public_id: r.get(3)?,
+        date: r.get(4)?,
+    })
+}
+
+fn collect<T>(rows: impl Iterator<Item = rusqlite::Result<T>>) -> Result<Vec<T>> {
+    Ok(rows.collect::<std::result::Result<Vec<T>, _>>()?)
+}
+
 /// Read access to the index (cheap to clone).
 #[derive(Clone)]
 pub struct IndexReader {
-    pool: SqlitePool,
+    pool: Arc<Mutex<Vec<Connection>>>,
+    permits: Arc<Semaphore>,
 }
 
 impl IndexReader {
-    pub fn new(pool: SqlitePool) -> Self {
-        IndexReader { pool }
+    /// Opens `n` read-only connections.
+    pub fn open(path: &Path, n: usize) -> Result<Self> {
+        let conns = (0..n.max(1))
+            .map(|_| super::connect(path, true))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(IndexReader {
+            permits: Arc::new(Semaphore::new(conns.len())),
+            pool: Arc::new(Mutex::new(conns)),
+        })
+    }
+
+    /// Runs blocking queries on a pooled connection, off the async threads.
+    pub async fn with<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R> + Send + 'static,
+    {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| IndexError::Unavailable)?;
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = pool
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pop()
+                .ok_or(IndexError::Unavailable)?;
+            let r = f(&conn);
+            pool.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
+            r
+        })
+        .await
+        .map_err(|_| IndexError::Unavailable)?
     }
 
     /// A resource by its public id, if it is of `level`.
     pub async fn resource(&self, level: Level, public_id: &str) -> Result<ResourceRow> {
-        let sql = format!("SELECT {RESOURCE_COLS} FROM resources WHERE public_id = ?");
-        let row = sqlx::query(&sql)
-            .bind(public_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        match row.map(|r| resource_from(&r)) {
+        let id = public_id.to_string();
+        match self.with(move |c| resource_by_public_id(c, &id)).await? {
             Some(r) if r.level == level => Ok(r),
             _ => Err(IndexError::UnknownResource),
         }
@@ -99,204 +146,105 @@ impl IndexReader {
 
     /// A resource of any level by its public id.
     pub async fn resource_any(&self, public_id: &str) -> Result<Option<ResourceRow>> {
-        let sql = format!("SELECT {RESOURCE_COLS} FROM resources WHERE public_id = ?");
-        let row = sqlx::query(&sql)
-            .bind(public_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r| resource_from(&r)))
+        let id = public_id.to_string();
+        self.with(move |c| resource_by_public_id(c, &id)).await
     }
 
     /// A resource by its internal id.
     pub async fn resource_by_id(&self, id: i64) -> Result<ResourceRow> {
-        let sql = format!("SELECT {RESOURCE_COLS} FROM resources WHERE id = ?");
-        let row = sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| resource_from(&r))
-            .ok_or(IndexError::UnknownResource)
+        self.with(move |c| resource_by_id(c, id)).await
     }
 
     /// The resources of a level, in creation order, skipping `since` and keeping `limit` (0 = all).
     pub async fn list(&self, level: Level, since: u64, limit: u64) -> Result<Vec<ResourceRow>> {
-        let limit = if limit == 0 { -1 } else { limit as i64 };
-        let sql = format!(
-            "SELECT {RESOURCE_COLS} FROM resources WHERE level = ? ORDER BY id LIMIT ? OFFSET ?"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(level as i64)
-            .bind(limit)
-            .bind(since as i64)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(resource_from).collect())
+        self.with(move |c| {
+            let sql = format!("SELECT {RESOURCE_COLS} FROM resources WHERE level = ? ORDER BY id LIMIT ? OFFSET ?");
+            let mut stmt = c.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params![level as i64, sql_limit(limit), since as i64], resource_from)?;
+            collect(rows)
+        })
+        .await
     }
 
     /// The public ids of a level (the cheap form of [`Self::list`]).
     pub async fn list_ids(&self, level: Level, since: u64, limit: u64) -> Result<Vec<String>> {
-        let limit = if limit == 0 { -1 } else { limit as i64 };
-        Ok(sqlx::query_scalar(
-            "SELECT public_id FROM resources WHERE level = ? ORDER BY id LIMIT ? OFFSET ?",
-        )
-        .bind(level as i64)
-        .bind(limit)
-        .bind(since as i64)
-        .fetch_all(&self.pool)
-        .await?)
-    }
-
-    /// The children of a resource.
-    pub async fn children(&self, id: i64) -> Result<Vec<ResourceRow>> {
-        let sql = format!("SELECT {RESOURCE_COLS} FROM resources WHERE parent_id = ? ORDER BY id");
-        let rows = sqlx::query(&sql).bind(id).fetch_all(&self.pool).await?;
-        Ok(rows.iter().map(resource_from).collect())
-    }
-
-    /// The public ids of the children of a resource.
-    pub async fn children_ids(&self, id: i64) -> Result<Vec<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT public_id FROM resources WHERE parent_id = ? ORDER BY id")
-                .bind(id)
-                .fetch_all(&self.pool)
-                .await?,
-        )
+        self.with(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT public_id FROM resources WHERE level = ? ORDER BY id LIMIT ? OFFSET ?",
+            )?;
+            let rows = stmt
+                .query_map(params![level as i64, sql_limit(limit), since as i64], |r| {
+                    r.get(0)
+                })?;
+            collect(rows)
+        })
+        .await
     }
 
     /// The descendants of a resource at a lower level.
     pub async fn descendants(&self, id: i64, level: Level) -> Result<Vec<ResourceRow>> {
-        let sql = format!(
-            "WITH RECURSIVE t(id) AS (SELECT ? UNION ALL SELECT r.id FROM resources r JOIN t ON r.parent_id = t.id) \
-             SELECT {RESOURCE_COLS} FROM resources WHERE id IN (SELECT id FROM t) AND level = ? ORDER BY id"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(id)
-            .bind(level as i64)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(resource_from).collect())
+        self.with(move |c| descendants(c, id, level)).await
     }
 
     /// All metadata of a resource, `(type, value, revision)`.
     pub async fn metadata(&self, id: i64) -> Result<Vec<(i64, String, i64)>> {
-        let rows = sqlx::query(
-            "SELECT type, value, revision FROM metadata WHERE resource_id = ? ORDER BY type",
-        )
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2)))
-            .collect())
+        self.with(move |c| metadata(c, id)).await
     }
 
     /// One metadata of a resource.
     pub async fn metadata_one(&self, id: i64, kind: i64) -> Result<Option<(String, i64)>> {
-        let row =
-            sqlx::query("SELECT value, revision FROM metadata WHERE resource_id = ? AND type = ?")
-                .bind(id)
-                .bind(kind)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(row.map(|r| (r.get(0), r.get(1))))
+        self.with(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT value, revision FROM metadata WHERE resource_id = ? AND type = ?",
+            )?
+            .query_row(params![id, kind], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?)
+        })
+        .await
     }
 
     /// The attachments of a resource.
     pub async fn attachments(&self, id: i64) -> Result<Vec<AttachmentRow>> {
-        let rows = sqlx::query(
-            "SELECT file_type, uuid, compressed_size, uncompressed_size, compression, uncompressed_md5, \
-             compressed_md5, revision FROM attachments WHERE resource_id = ? ORDER BY file_type",
-        )
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| AttachmentRow {
-                file_type: r.get(0),
-                uuid: r.get(1),
-                compressed_size: r.get::<i64, _>(2) as u64,
-                uncompressed_size: r.get::<i64, _>(3) as u64,
-                compression: r.get(4),
-                uncompressed_md5: r.get(5),
-                compressed_md5: r.get(6),
-                revision: r.get(7),
-            })
-            .collect())
+        self.with(move |c| attachments(c, id)).await
     }
 
     /// The transfer syntax and the dataset before Pixel Data of an instance.
     pub async fn header(&self, id: i64) -> Result<(String, Vec<u8>)> {
-        let row = sqlx::query(
-            "SELECT transfer_syntax, header FROM instance_headers WHERE resource_id = ?",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or(IndexError::InexistentItem)?;
-        Ok((row.get(0), row.get(1)))
-    }
-
-    /// Labels of a resource.
-    pub async fn labels(&self, id: i64) -> Result<Vec<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT label FROM labels WHERE resource_id = ? ORDER BY label")
-                .bind(id)
-                .fetch_all(&self.pool)
-                .await?,
-        )
+        self.with(move |c| {
+            c.prepare_cached(
+                "SELECT transfer_syntax, header FROM instance_headers WHERE resource_id = ?",
+            )?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?
+            .ok_or(IndexError::InexistentItem)
+        })
+        .await
     }
 
     /// Counts the descendants of a resource per level, and sums their attachment sizes.
     pub async fn resource_statistics(&self, id: i64) -> Result<Statistics> {
-        let rows = sqlx::query(
-            "WITH RECURSIVE t(id) AS (SELECT ? UNION ALL SELECT r.id FROM resources r JOIN t ON r.parent_id = t.id) \
-             SELECT r.level, COUNT(*) FROM resources r JOIN t ON r.id = t.id GROUP BY r.level",
-        )
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut stats = Statistics::default();
-        for r in rows {
-            if let Some(l) = Level::from_i64(r.get(0)) {
-                stats.counts[l as usize] = r.get::<i64, _>(1) as u64;
-            }
-        }
-        let row = sqlx::query(
-            "WITH RECURSIVE t(id) AS (SELECT ? UNION ALL SELECT r.id FROM resources r JOIN t ON r.parent_id = t.id) \
-             SELECT COALESCE(SUM(compressed_size),0), COALESCE(SUM(uncompressed_size),0), \
-             COALESCE(SUM(CASE WHEN file_type = 1 THEN compressed_size ELSE 0 END),0), \
-             COALESCE(SUM(CASE WHEN file_type = 1 THEN uncompressed_size ELSE 0 END),0) \
-             FROM attachments a JOIN t ON a.resource_id = t.id",
-        )
-        .bind(id)
-        .fetch_one(&self.pool)
-        .await?;
-        stats.disk_size = row.get::<i64, _>(0) as u64;
-        stats.uncompressed_size = row.get::<i64, _>(1) as u64;
-        stats.dicom_disk_size = row.get::<i64, _>(2) as u64;
-        stats.dicom_uncompressed_size = row.get::<i64, _>(3) as u64;
-        Ok(stats)
+        self.with(move |c| resource_statistics(c, id)).await
     }
 
     /// Global counts and sizes.
     pub async fn statistics(&self) -> Result<Statistics> {
-        let mut stats = Statistics::default();
-        let rows = sqlx::query("SELECT level, COUNT(*) FROM resources GROUP BY level")
-            .fetch_all(&self.pool)
-            .await?;
-        for r in rows {
-            if let Some(l) = Level::from_i64(r.get(0)) {
-                stats.counts[l as usize] = r.get::<i64, _>(1) as u64;
+        self.with(|c| {
+            let mut stats = Statistics::default();
+            let mut stmt = c.prepare_cached("SELECT level, COUNT(*) FROM resources GROUP BY level")?;
+            for row in stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))? {
+                let (level, n) = row?;
+                if let Some(l) = Level::from_i64(level) {
+                    stats.counts[l as usize] = n as u64;
+                }
             }
-        }
-        let row = sqlx::query("SELECT COALESCE(SUM(compressed_size),0), COALESCE(SUM(uncompressed_size),0) FROM attachments")
-            .fetch_one(&self.pool)
-            .await?;
-        stats.disk_size = row.get::<i64, _>(0) as u64;
-        stats.uncompressed_size = row.get::<i64, _>(1) as u64;
-        Ok(stats)
+            let (disk, raw): (i64, i64) = c
+                .prepare_cached("SELECT COALESCE(SUM(compressed_size),0), COALESCE(SUM(uncompressed_size),0) FROM attachments")?
+                .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            stats.disk_size = disk as u64;
+            stats.uncompressed_size = raw as u64;
+            Ok(stats)
+        })
+        .await
     }
 
     /// Changes after `since`, at most `limit`, optionally filtered by type and bounded by `to`.
@@ -307,154 +255,21 @@ impl IndexReader {
         types: &[i64],
         to: Option<i64>,
     ) -> Result<Vec<ChangeRow>> {
-        let mut sql = String::from(
-            "SELECT seq, change_type, level, public_id, date FROM changes WHERE seq > ?",
-        );
-        if !types.is_empty() {
-            sql.push_str(&format!(
-                " AND change_type IN ({})",
-                vec!["?"; types.len()].join(",")
-            ));
-        }
-        if to.is_some() {
-            sql.push_str(" AND seq <= ?");
-        }
-        sql.push_str(" ORDER BY seq LIMIT ?");
-        let mut q = sqlx::query(&sql).bind(since);
-        for t in types {
-            q = q.bind(t);
-        }
-        if let Some(to) = to {
-            q = q.bind(to);
-        }
-        let rows = q.bind(limit).fetch_all(&self.pool).await?;
-        Ok(rows.iter().map(change_from).collect())
+        let types = types.to_vec();
+        self.with(move |c| {
+            let mut sql = String::from("SELECT seq, change_type, level, public_id, date FROM changes WHERE seq > ?1 AND seq <= ?2");
+            if !types.is_empty() {
+                let list: Vec<String> = types.iter().map(|t| t.to_string()).collect();
+                sql.push_str(&format!(" AND change_type IN ({})", list.join(",")));
+            }
+            sql.push_str(" ORDER BY seq LIMIT ?3");
+            let mut stmt = c.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params![since, to.unwrap_or(i64::MAX), limit], change_from)?;
+            collect(rows)
+        })
+        .await
     }
 
-    /// The newest change, if any.
-    pub async fn last_change(&self) -> Result<Option<ChangeRow>> {
-        let row = sqlx::query("SELECT seq, change_type, level, public_id, date FROM changes ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.as_ref().map(change_from))
-    }
-
-    /// The highest sequence number ever used in the change log (0 if none).
-    pub async fn last_seq(&self) -> Result<i64> {
-        let seq: Option<i64> =
-            sqlx::query_scalar("SELECT seq FROM sqlite_sequence WHERE name = 'changes'")
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(seq.unwrap_or(0))
-    }
-
-    /// Exports after `since`.
-    pub async fn exports(&self, since: i64, limit: i64) -> Result<Vec<Map<String, Value>>> {
-        let rows = sqlx::query(
-            "SELECT seq, level, public_id, modality, date, patient_id, study_uid, series_uid, sop_uid FROM exports \
-             WHERE seq > ? ORDER BY seq LIMIT ?",
-        )
-        .bind(since)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                let level = Level::from_i64(r.get(1)).unwrap_or(Level::Instance);
-                let mut m = Map::new();
-                m.insert("Seq".into(), Value::from(r.get::<i64, _>(0)));
-                m.insert("ResourceType".into(), Value::from(level.name()));
-                m.insert("ID".into(), Value::from(r.get::<String, _>(2)));
-                m.insert(
-                    "Path".into(),
-                    Value::from(format!("/{}/{}", level.plural(), r.get::<String, _>(2))),
-                );
-                m.insert("RemoteModality".into(), Value::from(r.get::<String, _>(3)));
-                m.insert("Date".into(), Value::from(r.get::<String, _>(4)));
-                m.insert("PatientID".into(), Value::from(r.get::<String, _>(5)));
-                if level >= Level::Study {
-                    m.insert(
-                        "StudyInstanceUID".into(),
-                        Value::from(r.get::<String, _>(6)),
-                    );
-                }
-                if level >= Level::Series {
-                    m.insert(
-                        "SeriesInstanceUID".into(),
-                        Value::from(r.get::<String, _>(7)),
-                    );
-                }
-                if level >= Level::Instance {
-                    m.insert("SOPInstanceUID".into(), Value::from(r.get::<String, _>(8)));
-                }
-                m
-            })
-            .collect())
-    }
-
-    /// Resources whose identifier (PatientID, Study/Series/SOP Instance UID) equals `value`.
-    pub async fn lookup(&self, value: &str) -> Result<Vec<(Level, String)>> {
-        let rows = sqlx::query(
-            "SELECT level, public_id FROM resources WHERE identifier = ? ORDER BY level, id",
-        )
-        .bind(value)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .filter_map(|r| Some((Level::from_i64(r.get(0))?, r.get::<String, _>(1))))
-            .collect())
-    }
-
-    /// Whether an instance with this public id exists.
-    pub async fn exists(&self, public_id: &str) -> Result<bool> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM resources WHERE public_id = ?")
-            .bind(public_id)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(n > 0)
-    }
-
-    /// The modalities or peers kept in the database.
-    pub async fn remotes(&self, table: RemoteTable) -> Result<Vec<(String, Value)>> {
-        let sql = format!("SELECT name, config FROM {} ORDER BY name", table.name());
-        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                let cfg: String = r.get(1);
-                (r.get(0), serde_json::from_str(&cfg).unwrap_or(Value::Null))
-            })
-            .collect())
-    }
-}
-
-fn change_from(r: &SqliteRow) -> ChangeRow {
-    ChangeRow {
-        seq: r.get(0),
-        change_type: r.get(1),
-        level: Level::from_i64(r.get(2)).unwrap_or(Level::Instance),
-        public_id: r.get(3),
-        date: r.get(4),
-    }
-}
-
-impl IndexReader {
-    /// One metadata of every child of a resource (`None` where a child lacks it).
-    pub async fn children_metadata(&self, id: i64, kind: i64) -> Result<Vec<Option<String>>> {
-        Ok(sqlx::query_scalar(
-            "SELECT m.value FROM resources r LEFT JOIN metadata m ON m.resource_id = r.id AND m.type = ? \
-             WHERE r.parent_id = ? ORDER BY r.id",
-        )
-        .bind(kind)
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await?)
-    }
-}
-
-impl IndexReader {
     /// The newest `limit` changes with `seq <= to` (of the given types), in ascending order.
     pub async fn changes_before(
         &self,
@@ -462,23 +277,258 @@ impl IndexReader {
         limit: i64,
         types: &[i64],
     ) -> Result<Vec<ChangeRow>> {
-        let mut sql = String::from(
-            "SELECT seq, change_type, level, public_id, date FROM changes WHERE seq <= ?",
-        );
-        if !types.is_empty() {
-            sql.push_str(&format!(
-                " AND change_type IN ({})",
-                vec!["?"; types.len()].join(",")
-            ));
+        let types = types.to_vec();
+        self.with(move |c| {
+            let mut sql = String::from(
+                "SELECT seq, change_type, level, public_id, date FROM changes WHERE seq <= ?1",
+            );
+            if !types.is_empty() {
+                let list: Vec<String> = types.iter().map(|t| t.to_string()).collect();
+                sql.push_str(&format!(" AND change_type IN ({})", list.join(",")));
+            }
+            sql.push_str(" ORDER BY seq DESC LIMIT ?2");
+            let mut stmt = c.prepare_cached(&sql)?;
+            let mut out = collect(stmt.query_map(params![to, limit], change_from)?)?;
+            out.reverse();
+            Ok(out)
+        })
+        .await
+    }
+
+    /// The newest change, if any.
+    pub async fn last_change(&self) -> Result<Option<ChangeRow>> {
+        self.with(|c| {
+            Ok(c.prepare_cached("SELECT seq, change_type, level, public_id, date FROM changes ORDER BY seq DESC LIMIT 1")?
+                .query_row([], change_from)
+                .optional()?)
+        })
+        .await
+    }
+
+    /// The highest sequence number ever used in the change log (0 if none).
+    pub async fn last_seq(&self) -> Result<i64> {
+        self.with(|c| {
+            let seq: Option<i64> = c
+                .prepare_cached("SELECT seq FROM sqlite_sequence WHERE name = 'changes'")?
+                .query_row([], |r| r.get(0))
+                .optional()?;
+            Ok(seq.unwrap_or(0))
+        })
+        .await
+    }
+
+    /// Exports after `since`.
+    pub async fn exports(&self, since: i64, limit: i64) -> Result<Vec<Map<String, Value>>> {
+        self.with(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT seq, level, public_id, modality, date, patient_id, study_uid, series_uid, sop_uid FROM exports \
+                 WHERE seq > ? ORDER BY seq LIMIT ?",
+            )?;
+            let rows = stmt.query_map(params![since, limit], export_from)?;
+            collect(rows)
+        })
+        .await
+    }
+
+    /// Resources whose identifier (PatientID, Study/Series/SOP Instance UID) equals `value`.
+    pub async fn lookup(&self, value: &str) -> Result<Vec<(Level, String)>> {
+        let value = value.to_string();
+        self.with(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT level, public_id FROM resources WHERE identifier = ? ORDER BY level, id",
+            )?;
+            let rows = stmt.query_map([value], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })?;
+            Ok(collect(rows)?
+                .into_iter()
+                .filter_map(|(l, id)| Some((Level::from_i64(l)?, id)))
+                .collect())
+        })
+        .await
+    }
+
+    /// The modalities or peers kept in the database.
+    pub async fn remotes(&self, table: RemoteTable) -> Result<Vec<(String, Value)>> {
+        self.with(move |c| {
+            let sql = format!("SELECT name, config FROM {} ORDER BY name", table.name());
+            let mut stmt = c.prepare_cached(&sql)?;
+            let rows = stmt.query_map([], |r| {
+                let cfg: String = r.get(1)?;
+                Ok((
+                    r.get::<_, String>(0)?,
+                    serde_json::from_str(&cfg).unwrap_or(Value::Null),
+                ))
+            })?;
+            collect(rows)
+        })
+        .await
+    }
+
+    /// One metadata of every child of a resource (`None` where a child lacks it).
+    pub async fn children_metadata(&self, id: i64, kind: i64) -> Result<Vec<Option<String>>> {
+        self.with(move |c| children_metadata(c, id, kind)).await
+    }
+}
+
+fn sql_limit(limit: u64) -> i64 {
+    if limit == 0 {
+        -1
+    } else {
+        limit as i64
+    }
+}
+
+/// A resource by public id.
+pub fn resource_by_public_id(c: &Connection, public_id: &str) -> Result<Option<ResourceRow>> {
+    let sql = format!("SELECT {RESOURCE_COLS} FROM resources WHERE public_id = ?");
+    Ok(c.prepare_cached(&sql)?
+        .query_row([public_id], resource_from)
+        .optional()?)
+}
+
+/// A resource by internal id.
+pub fn resource_by_id(c: &Connection, id: i64) -> Result<ResourceRow> {
+    let sql = format!("SELECT {RESOURCE_COLS} FROM resources WHERE id = ?");
+    c.prepare_cached(&sql)?
+        .query_row([id], resource_from)
+        .optional()?
+        .ok_or(IndexError::UnknownResource)
+}
+
+/// The public ids of the children of a resource.
+pub fn children_ids(c: &Connection, id: i64) -> Result<Vec<String>> {
+    let mut stmt =
+        c.prepare_cached("SELECT public_id FROM resources WHERE parent_id = ? ORDER BY id")?;
+    let rows = stmt.query_map([id], |r| r.get(0))?;
+    collect(rows)
+}
+
+/// The descendants of a resource at a lower level.
+pub fn descendants(c: &Connection, id: i64, level: Level) -> Result<Vec<ResourceRow>> {
+    let sql = format!(
+        "WITH RECURSIVE t(id) AS (SELECT ? UNION ALL SELECT r.id FROM resources r JOIN t ON r.parent_id = t.id) \
+         SELECT {RESOURCE_COLS} FROM resources WHERE id IN (SELECT id FROM t) AND level = ? ORDER BY id"
+    );
+    let mut stmt = c.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![id, level as i64], resource_from)?;
+    collect(rows)
+}
+
+/// All metadata of a resource, `(type, value, revision)`.
+pub fn metadata(c: &Connection, id: i64) -> Result<Vec<(i64, String, i64)>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT type, value, revision FROM metadata WHERE resource_id = ? ORDER BY type",
+    )?;
+    let rows = stmt.query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    collect(rows)
+}
+
+/// Labels of a resource.
+pub fn labels(c: &Connection, id: i64) -> Result<Vec<String>> {
+    let mut stmt =
+        c.prepare_cached("SELECT label FROM labels WHERE resource_id = ? ORDER BY label")?;
+    let rows = stmt.query_map([id], |r| r.get(0))?;
+    collect(rows)
+}
+
+/// The attachments of a resource.
+pub fn attachments(c: &Connection, id: i64) -> Result<Vec<AttachmentRow>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT file_type, uuid, compressed_size, uncompressed_size, compression, uncompressed_md5, \
+         compressed_md5, revision FROM attachments WHERE resource_id = ? ORDER BY file_type",
+    )?;
+    let rows = stmt.query_map([id], |r| {
+        Ok(AttachmentRow {
+            file_type: r.get(0)?,
+            uuid: r.get(1)?,
+            compressed_size: r.get::<_, i64>(2)? as u64,
+            uncompressed_size: r.get::<_, i64>(3)? as u64,
+            compression: r.get(4)?,
+            uncompressed_md5: r.get(5)?,
+            compressed_md5: r.get(6)?,
+            revision: r.get(7)?,
+        })
+    })?;
+    collect(rows)
+}
+
+/// One metadata of every child of a resource.
+pub fn children_metadata(c: &Connection, id: i64, kind: i64) -> Result<Vec<Option<String>>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT m.value FROM resources r LEFT JOIN metadata m ON m.resource_id = r.id AND m.type = ? \
+         WHERE r.parent_id = ? ORDER BY r.id",
+    )?;
+    let rows = stmt.query_map(params![kind, id], |r| r.get(0))?;
+    collect(rows)
+}
+
+fn resource_statistics(c: &Connection, id: i64) -> Result<Statistics> {
+    let mut stats = Statistics::default();
+    let mut stmt = c.prepare_cached(
+        "WITH RECURSIVE t(id) AS (SELECT ? UNION ALL SELECT r.id FROM resources r JOIN t ON r.parent_id = t.id) \
+         SELECT r.level, COUNT(*) FROM resources r JOIN t ON r.id = t.id GROUP BY r.level",
+    )?;
+    for row in stmt.query_map([id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))? {
+        let (level, n) = row?;
+        if let Some(l) = Level::from_i64(level) {
+            stats.counts[l as usize] = n as u64;
         }
-        sql.push_str(" ORDER BY seq DESC LIMIT ?");
-        let mut q = sqlx::query(&sql).bind(to);
-        for t in types {
-            q = q.bind(t);
+    }
+    let sizes: (i64, i64, i64, i64) = c
+        .prepare_cached(
+            "WITH RECURSIVE t(id) AS (SELECT ? UNION ALL SELECT r.id FROM resources r JOIN t ON r.parent_id = t.id) \
+             SELECT COALESCE(SUM(compressed_size),0), COALESCE(SUM(uncompressed_size),0), \
+             COALESCE(SUM(CASE WHEN file_type = 1 THEN compressed_size ELSE 0 END),0), \
+             COALESCE(SUM(CASE WHEN file_type = 1 THEN uncompressed_size ELSE 0 END),0) \
+             FROM attachments a JOIN t ON a.resource_id = t.id",
+        )?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+    stats.disk_size = sizes.0 as u64;
+    stats.uncompressed_size = sizes.1 as u64;
+    stats.dicom_disk_size = sizes.2 as u64;
+    stats.dicom_uncompressed_size = sizes.3 as u64;
+    Ok(stats)
+}
+
+fn export_from(r: &Row) -> rusqlite::Result<Map<String, Value>> {
+    let level = Level::from_i64(r.get(1)?).unwrap_or(Level::Instance);
+    let id: String = r.get(2)?;
+    let mut m = Map::new();
+    m.insert("Seq".into(), Value::from(r.get::<_, i64>(0)?));
+    m.insert("ResourceType".into(), Value::from(level.name()));
+    m.insert(
+        "Path".into(),
+        Value::from(format!("/{}/{}", level.plural(), id)),
+    );
+    m.insert("ID".into(), Value::from(id));
+    m.insert("RemoteModality".into(), Value::from(r.get::<_, String>(3)?));
+    m.insert("Date".into(), Value::from(r.get::<_, String>(4)?));
+    m.insert("PatientID".into(), Value::from(r.get::<_, String>(5)?));
+    for (min, key, col) in [
+        (Level::Study, "StudyInstanceUID", 6),
+        (Level::Series, "SeriesInstanceUID", 7),
+        (Level::Instance, "SOPInstanceUID", 8),
+    ] {
+        if level >= min {
+            m.insert(key.into(), Value::from(r.get::<_, String>(col)?));
         }
-        let rows = q.bind(limit).fetch_all(&self.pool).await?;
-        let mut out: Vec<ChangeRow> = rows.iter().map(change_from).collect();
-        out.reverse();
-        Ok(out)
+    }
+    Ok(m)
+}
+
+impl IndexReader {
+    /// Whether a resource with this public id exists.
+    pub async fn exists(&self, public_id: &str) -> Result<bool> {
+        let id = public_id.to_string();
+        self.with(move |c| {
+            Ok(
+                c.prepare_cached("SELECT 1 FROM resources WHERE public_id = ?")?
+                    .query_row([id], |_| Ok(()))
+                    .optional()?
+                    .is_some(),
+            )
+        })
+        .await
     }
 }

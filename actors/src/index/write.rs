@@ -1,7 +1,7 @@
 //! Write operations, each run by the [`super::IndexActor`] inside a group transaction.
 
+use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{Map, Value};
-use sqlx::{Row, SqliteConnection};
 
 use super::IndexError;
 use crate::model::{ChangeType, Level, MetadataType};
@@ -49,6 +49,7 @@ pub struct StorageLimits {
 pub enum StoreStatus {
     Success,
     AlreadyStored,
+    FilteredOut,
 }
 
 /// What a store did, and the files that are no longer referenced (to remove after commit).
@@ -66,64 +67,43 @@ pub struct DeleteOutcome {
     pub obsolete_files: Vec<String>,
 }
 
-async fn find_id(conn: &mut SqliteConnection, public_id: &str) -> Result<Option<(i64, Level)>> {
-    let row = sqlx::query("SELECT id, level FROM resources WHERE public_id = ?")
-        .bind(public_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    Ok(row.map(|r| {
-        (
-            r.get::<i64, _>(0),
-            Level::from_i64(r.get(1)).unwrap_or(Level::Instance),
-        )
-    }))
+fn find_id(conn: &Connection, public_id: &str) -> Result<Option<(i64, Level)>> {
+    let row = conn
+        .prepare_cached("SELECT id, level FROM resources WHERE public_id = ?")?
+        .query_row([public_id], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+        })
+        .optional()?;
+    Ok(row.map(|(id, l)| (id, Level::from_i64(l).unwrap_or(Level::Instance))))
 }
 
-pub(super) async fn log_change(
-    conn: &mut SqliteConnection,
+pub(super) fn log_change(
+    conn: &Connection,
     change: ChangeType,
     resource: Option<i64>,
     level: Level,
     public_id: &str,
     now: &str,
 ) -> Result<i64> {
-    let r = sqlx::query("INSERT INTO changes (change_type, resource_id, level, public_id, date) VALUES (?, ?, ?, ?, ?)")
-        .bind(change.number())
-        .bind(resource)
-        .bind(level as i64)
-        .bind(public_id)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
-    Ok(r.last_insert_rowid())
+    conn.prepare_cached("INSERT INTO changes (change_type, resource_id, level, public_id, date) VALUES (?, ?, ?, ?, ?)")?
+        .execute(params![change.number(), resource, level as i64, public_id, now])?;
+    Ok(conn.last_insert_rowid())
 }
 
-async fn set_metadata_row(
-    conn: &mut SqliteConnection,
-    id: i64,
-    kind: i64,
-    value: &str,
-) -> Result<()> {
-    sqlx::query(
+fn set_metadata_row(conn: &Connection, id: i64, kind: i64, value: &str) -> Result<()> {
+    conn.prepare_cached(
         "INSERT INTO metadata (resource_id, type, value, revision) VALUES (?, ?, ?, 0) \
          ON CONFLICT (resource_id, type) DO UPDATE SET value = excluded.value, revision = revision + 1",
-    )
-    .bind(id)
-    .bind(kind)
-    .bind(value)
-    .execute(&mut *conn)
-    .await?;
+    )?
+    .execute(params![id, kind, value])?;
     Ok(())
 }
 
 /// Stores a new instance and creates its missing parents (Orthanc's change order:
 /// NewInstance, NewSeries, NewStudy, NewPatient).
-pub async fn store_instance(
-    conn: &mut SqliteConnection,
-    req: &NewInstance,
-) -> Result<StoreOutcome> {
+pub fn store_instance(conn: &Connection, req: &NewInstance) -> Result<StoreOutcome> {
     let mut obsolete = Vec::new();
-    if find_id(conn, &req.ids[3]).await?.is_some() {
+    if find_id(conn, &req.ids[3])?.is_some() {
         if !req.overwrite {
             return Ok(StoreOutcome {
                 status: StoreStatus::AlreadyStored,
@@ -131,13 +111,11 @@ pub async fn store_instance(
             });
         }
         // As Orthanc: the old instance is deleted (with the parents it leaves empty), then stored anew.
-        let deleted = delete_resource(conn, &req.ids[3], Level::Instance).await?;
-        obsolete.extend(deleted.obsolete_files);
+        obsolete.extend(delete_resource(conn, &req.ids[3], Level::Instance)?.obsolete_files);
     }
     if !req.limits.recycle {
-        check_reject(conn, req).await?;
+        check_reject(conn, req)?;
     }
-    // Find or create the parents, top-down.
     let mut parent: Option<i64> = None;
     let mut ids = [0i64; 3];
     let mut created = [false; 3];
@@ -145,7 +123,7 @@ pub async fn store_instance(
         .into_iter()
         .enumerate()
     {
-        let id = match find_id(conn, &req.ids[i]).await? {
+        let id = match find_id(conn, &req.ids[i])? {
             Some((id, _)) => id,
             None => {
                 created[i] = true;
@@ -156,8 +134,7 @@ pub async fn store_instance(
                     parent,
                     &req.identifiers[i],
                     &req.main_tags[i],
-                )
-                .await?
+                )?
             }
         };
         ids[i] = id;
@@ -170,20 +147,27 @@ pub async fn store_instance(
         parent,
         &req.identifiers[3],
         &req.main_tags[3],
-    )
-    .await?;
+    )?;
     for (kind, value) in &req.metadata {
-        set_metadata_row(conn, instance, kind.number(), value).await?;
+        set_metadata_row(conn, instance, kind.number(), value)?;
     }
-    insert_attachment(conn, instance, req).await?;
-    sqlx::query(
+    conn.prepare_cached(
+        "INSERT INTO attachments (resource_id, file_type, uuid, compressed_size, uncompressed_size, \
+         compression, uncompressed_md5, compressed_md5) VALUES (?, 1, ?, ?, ?, ?, ?, ?)",
+    )?
+    .execute(params![
+        instance,
+        req.file.uuid,
+        req.file.compressed_size as i64,
+        req.file.uncompressed_size as i64,
+        req.file.compression as i64,
+        req.md5,
+        req.compressed_md5
+    ])?;
+    conn.prepare_cached(
         "INSERT INTO instance_headers (resource_id, transfer_syntax, header) VALUES (?, ?, ?)",
-    )
-    .bind(instance)
-    .bind(&req.transfer_syntax)
-    .bind(&req.header)
-    .execute(&mut *conn)
-    .await?;
+    )?
+    .execute(params![instance, req.transfer_syntax, req.header])?;
     let seq = log_change(
         conn,
         ChangeType::NewInstance,
@@ -191,11 +175,10 @@ pub async fn store_instance(
         Level::Instance,
         &req.ids[3],
         &req.now,
-    )
-    .await?;
+    )?;
     if created[2] {
         for (kind, value) in &req.series_metadata {
-            set_metadata_row(conn, ids[2], kind.number(), value).await?;
+            set_metadata_row(conn, ids[2], kind.number(), value)?;
         }
     }
     for i in (0..3).rev() {
@@ -208,27 +191,21 @@ pub async fn store_instance(
                 level,
                 &req.ids[i],
                 &req.now,
-            )
-            .await?;
+            )?;
         }
-        set_metadata_row(conn, ids[i], MetadataType::LastUpdate.number(), &req.now).await?;
-        sqlx::query(
+        set_metadata_row(conn, ids[i], MetadataType::LastUpdate.number(), &req.now)?;
+        conn.prepare_cached(
             "INSERT INTO stable_pending (resource_id, deadline) VALUES (?, ?) \
              ON CONFLICT (resource_id) DO UPDATE SET deadline = excluded.deadline",
-        )
-        .bind(ids[i])
-        .bind(req.stable_deadline)
-        .execute(&mut *conn)
-        .await?;
+        )?
+        .execute(params![ids[i], req.stable_deadline])?;
     }
-    sqlx::query("UPDATE resources SET is_stable = 0, recycle_seq = CASE WHEN level = 0 THEN ? ELSE recycle_seq END WHERE id IN (?, ?, ?)")
-        .bind(seq)
-        .bind(ids[0])
-        .bind(ids[1])
-        .bind(ids[2])
-        .execute(&mut *conn)
-        .await?;
-    if series_completed(conn, ids[2]).await? {
+    conn.prepare_cached(
+        "UPDATE resources SET is_stable = 0, recycle_seq = CASE WHEN level = 0 THEN ? ELSE recycle_seq END \
+         WHERE id IN (?, ?, ?)",
+    )?
+    .execute(params![seq, ids[0], ids[1], ids[2]])?;
+    if series_completed(conn, ids[2])? {
         log_change(
             conn,
             ChangeType::CompletedSeries,
@@ -236,11 +213,10 @@ pub async fn store_instance(
             Level::Series,
             &req.ids[2],
             &req.now,
-        )
-        .await?;
+        )?;
     }
     if req.limits.recycle {
-        obsolete.extend(recycle(conn, req, ids[0]).await?);
+        obsolete.extend(recycle(conn, req, ids[0])?);
     }
     Ok(StoreOutcome {
         status: StoreStatus::Success,
@@ -249,26 +225,29 @@ pub async fn store_instance(
 }
 
 /// Whether a series has exactly its ExpectedNumberOfInstances, with indexes 1..=N.
-async fn series_completed(conn: &mut SqliteConnection, series: i64) -> Result<bool> {
-    let expected: Option<String> =
-        sqlx::query_scalar("SELECT value FROM metadata WHERE resource_id = ? AND type = ?")
-            .bind(series)
-            .bind(MetadataType::ExpectedNumberOfInstances.number())
-            .fetch_optional(&mut *conn)
-            .await?;
+fn series_completed(conn: &Connection, series: i64) -> Result<bool> {
+    let expected: Option<String> = conn
+        .prepare_cached("SELECT value FROM metadata WHERE resource_id = ? AND type = ?")?
+        .query_row(
+            params![series, MetadataType::ExpectedNumberOfInstances.number()],
+            |r| r.get(0),
+        )
+        .optional()?;
     let Some(expected) = expected
         .and_then(|e| e.parse::<i64>().ok())
         .filter(|e| *e > 0)
     else {
         return Ok(false);
     };
-    let indexes: Vec<Option<String>> = sqlx::query_scalar(
-        "SELECT m.value FROM resources r LEFT JOIN metadata m ON m.resource_id = r.id AND m.type = ? WHERE r.parent_id = ?",
-    )
-    .bind(MetadataType::IndexInSeries.number())
-    .bind(series)
-    .fetch_all(&mut *conn)
-    .await?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT m.value FROM resources r LEFT JOIN metadata m ON m.resource_id = r.id AND m.type = ? \
+         WHERE r.parent_id = ?",
+    )?;
+    let indexes = stmt
+        .query_map(params![MetadataType::IndexInSeries.number(), series], |r| {
+            r.get::<_, Option<String>>(0)
+        })?
+        .collect::<std::result::Result<Vec<_>, _>>()?;
     let mut seen = std::collections::BTreeSet::new();
     for i in &indexes {
         match i.as_deref().and_then(|v| v.trim().parse::<i64>().ok()) {
@@ -279,53 +258,26 @@ async fn series_completed(conn: &mut SqliteConnection, series: i64) -> Result<bo
     Ok(seen.len() as i64 == expected)
 }
 
-async fn insert_resource(
-    conn: &mut SqliteConnection,
+fn insert_resource(
+    conn: &Connection,
     public_id: &str,
     level: Level,
     parent: Option<i64>,
     identifier: &str,
     tags: &Map<String, Value>,
 ) -> Result<i64> {
-    let r = sqlx::query("INSERT INTO resources (public_id, level, parent_id, identifier, main_tags) VALUES (?, ?, ?, ?, ?)")
-        .bind(public_id)
-        .bind(level as i64)
-        .bind(parent)
-        .bind(identifier)
-        .bind(Value::Object(tags.clone()).to_string())
-        .execute(&mut *conn)
-        .await?;
-    Ok(r.last_insert_rowid())
+    conn.prepare_cached("INSERT INTO resources (public_id, level, parent_id, identifier, main_tags) VALUES (?, ?, ?, ?, ?)")?
+        .execute(params![public_id, level as i64, parent, identifier, Value::Object(tags.clone()).to_string()])?;
+    Ok(conn.last_insert_rowid())
 }
 
-async fn insert_attachment(
-    conn: &mut SqliteConnection,
-    instance: i64,
-    req: &NewInstance,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO attachments (resource_id, file_type, uuid, compressed_size, uncompressed_size, \
-         compression, uncompressed_md5, compressed_md5) VALUES (?, 1, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(instance)
-    .bind(&req.file.uuid)
-    .bind(req.file.compressed_size as i64)
-    .bind(req.file.uncompressed_size as i64)
-    .bind(req.file.compression as i64)
-    .bind(&req.md5)
-    .bind(&req.compressed_md5)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-async fn totals(conn: &mut SqliteConnection) -> Result<(u64, u64)> {
-    let size: i64 = sqlx::query_scalar("SELECT COALESCE(SUM(compressed_size), 0) FROM attachments")
-        .fetch_one(&mut *conn)
-        .await?;
-    let patients: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM resources WHERE level = 0")
-        .fetch_one(&mut *conn)
-        .await?;
+fn totals(conn: &Connection) -> Result<(u64, u64)> {
+    let size: i64 = conn
+        .prepare_cached("SELECT COALESCE(SUM(compressed_size), 0) FROM attachments")?
+        .query_row([], |r| r.get(0))?;
+    let patients: i64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM resources WHERE level = 0")?
+        .query_row([], |r| r.get(0))?;
     Ok((size as u64, patients as u64))
 }
 
@@ -334,12 +286,12 @@ fn over(limits: &StorageLimits, size: u64, patients: u64) -> bool {
         || (limits.max_patients > 0 && patients > limits.max_patients)
 }
 
-async fn check_reject(conn: &mut SqliteConnection, req: &NewInstance) -> Result<()> {
+fn check_reject(conn: &Connection, req: &NewInstance) -> Result<()> {
     if req.limits.max_bytes == 0 && req.limits.max_patients == 0 {
         return Ok(());
     }
-    let (size, patients) = totals(conn).await?;
-    let new_patient = find_id(conn, &req.ids[0]).await?.is_none() as u64;
+    let (size, patients) = totals(conn)?;
+    let new_patient = find_id(conn, &req.ids[0])?.is_none() as u64;
     if over(
         &req.limits,
         size + req.file.compressed_size,
@@ -351,106 +303,82 @@ async fn check_reject(conn: &mut SqliteConnection, req: &NewInstance) -> Result<
 }
 
 /// Deletes the oldest unprotected patients until the limits hold again.
-async fn recycle(
-    conn: &mut SqliteConnection,
-    req: &NewInstance,
-    current: i64,
-) -> Result<Vec<String>> {
+fn recycle(conn: &Connection, req: &NewInstance, current: i64) -> Result<Vec<String>> {
     let mut obsolete = Vec::new();
     if req.limits.max_bytes == 0 && req.limits.max_patients == 0 {
         return Ok(obsolete);
     }
     loop {
-        let (size, patients) = totals(conn).await?;
+        let (size, patients) = totals(conn)?;
         if !over(&req.limits, size, patients) {
             return Ok(obsolete);
         }
-        let victim: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM resources WHERE level = 0 AND protected = 0 AND id != ? ORDER BY recycle_seq LIMIT 1",
-        )
-        .bind(current)
-        .fetch_optional(&mut *conn)
-        .await?;
+        let victim: Option<i64> = conn
+            .prepare_cached(
+                "SELECT id FROM resources WHERE level = 0 AND protected = 0 AND id != ? ORDER BY recycle_seq LIMIT 1",
+            )?
+            .query_row([current], |r| r.get(0))
+            .optional()?;
         let Some(victim) = victim else {
             return Err(IndexError::FullStorage);
         };
-        let ids = subtree(conn, victim).await?;
-        obsolete.extend(attachment_uuids(conn, &ids).await?);
-        sqlx::query("DELETE FROM resources WHERE id = ?")
-            .bind(victim)
-            .execute(&mut *conn)
-            .await?;
+        let ids = subtree(conn, victim)?;
+        obsolete.extend(attachment_uuids(conn, &ids)?);
+        conn.prepare_cached("DELETE FROM resources WHERE id = ?")?
+            .execute([victim])?;
     }
 }
 
 /// The ids of a resource and all its descendants.
-async fn subtree(conn: &mut SqliteConnection, root: i64) -> Result<Vec<i64>> {
-    Ok(sqlx::query_scalar(
-        "WITH RECURSIVE t(id) AS (SELECT ? UNION ALL SELECT r.id FROM resources r JOIN t ON r.parent_id = t.id) SELECT id FROM t",
-    )
-    .bind(root)
-    .fetch_all(&mut *conn)
-    .await?)
+fn subtree(conn: &Connection, root: i64) -> Result<Vec<i64>> {
+    let mut stmt = conn.prepare_cached(
+        "WITH RECURSIVE t(id) AS (SELECT ? UNION ALL SELECT r.id FROM resources r JOIN t ON r.parent_id = t.id) \
+         SELECT id FROM t",
+    )?;
+    let ids = stmt
+        .query_map([root], |r| r.get(0))?
+        .collect::<std::result::Result<Vec<i64>, _>>()?;
+    Ok(ids)
 }
 
-async fn attachment_uuids(conn: &mut SqliteConnection, ids: &[i64]) -> Result<Vec<String>> {
+fn attachment_uuids(conn: &Connection, ids: &[i64]) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached("SELECT uuid FROM attachments WHERE resource_id = ?")?;
     let mut out = Vec::new();
-    for chunk in ids.chunks(500) {
-        let marks = vec!["?"; chunk.len()].join(",");
-        let sql = format!("SELECT uuid FROM attachments WHERE resource_id IN ({marks})");
-        let mut q = sqlx::query_scalar::<_, String>(&sql);
-        for id in chunk {
-            q = q.bind(id);
+    for id in ids {
+        for uuid in stmt.query_map([id], |r| r.get::<_, String>(0))? {
+            out.push(uuid?);
         }
-        out.extend(q.fetch_all(&mut *conn).await?);
     }
     Ok(out)
 }
 
 /// Deletes a resource, its descendants, and the ancestors it leaves empty.
-pub async fn delete_resource(
-    conn: &mut SqliteConnection,
-    public_id: &str,
-    level: Level,
-) -> Result<DeleteOutcome> {
-    let (id, found) = find_id(conn, public_id)
-        .await?
-        .ok_or(IndexError::UnknownResource)?;
+pub fn delete_resource(conn: &Connection, public_id: &str, level: Level) -> Result<DeleteOutcome> {
+    let (id, found) = find_id(conn, public_id)?.ok_or(IndexError::UnknownResource)?;
     if found != level {
         return Err(IndexError::UnknownResource);
     }
-    let ids = subtree(conn, id).await?;
-    let mut obsolete = attachment_uuids(conn, &ids).await?;
+    let mut obsolete = attachment_uuids(conn, &subtree(conn, id)?)?;
     let mut current = id;
     let mut remaining = None;
     loop {
-        let parent: Option<i64> =
-            sqlx::query_scalar("SELECT parent_id FROM resources WHERE id = ?")
-                .bind(current)
-                .fetch_one(&mut *conn)
-                .await?;
-        sqlx::query("DELETE FROM resources WHERE id = ?")
-            .bind(current)
-            .execute(&mut *conn)
-            .await?;
+        let parent: Option<i64> = conn
+            .prepare_cached("SELECT parent_id FROM resources WHERE id = ?")?
+            .query_row([current], |r| r.get(0))?;
+        conn.prepare_cached("DELETE FROM resources WHERE id = ?")?
+            .execute([current])?;
         let Some(parent) = parent else { break };
-        let siblings: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM resources WHERE parent_id = ?")
-                .bind(parent)
-                .fetch_one(&mut *conn)
-                .await?;
+        let siblings: i64 = conn
+            .prepare_cached("SELECT COUNT(*) FROM resources WHERE parent_id = ?")?
+            .query_row([parent], |r| r.get(0))?;
         if siblings > 0 {
-            let row = sqlx::query("SELECT level, public_id FROM resources WHERE id = ?")
-                .bind(parent)
-                .fetch_one(&mut *conn)
-                .await?;
-            remaining = Some((
-                Level::from_i64(row.get(0)).unwrap_or(Level::Patient),
-                row.get::<String, _>(1),
-            ));
+            let (level, public): (i64, String) = conn
+                .prepare_cached("SELECT level, public_id FROM resources WHERE id = ?")?
+                .query_row([parent], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            remaining = Some((Level::from_i64(level).unwrap_or(Level::Patient), public));
             break;
         }
-        obsolete.extend(attachment_uuids(conn, &[parent]).await?);
+        obsolete.extend(attachment_uuids(conn, &[parent])?);
         current = parent;
     }
     Ok(DeleteOutcome {
@@ -459,30 +387,30 @@ pub async fn delete_resource(
     })
 }
 
+fn revision_of(conn: &Connection, id: i64, kind: i64) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached("SELECT revision FROM metadata WHERE resource_id = ? AND type = ?")?
+        .query_row(params![id, kind], |r| r.get(0))
+        .optional()?)
+}
+
 /// Sets a metadata (checking the revision when `if_match` is given) and logs UpdatedMetadata.
-pub async fn set_metadata(
-    conn: &mut SqliteConnection,
+pub fn set_metadata(
+    conn: &Connection,
     public_id: &str,
     kind: i64,
     value: &str,
     if_match: Option<i64>,
     now: &str,
 ) -> Result<i64> {
-    let (id, level) = find_id(conn, public_id)
-        .await?
-        .ok_or(IndexError::UnknownResource)?;
-    let current: Option<i64> =
-        sqlx::query_scalar("SELECT revision FROM metadata WHERE resource_id = ? AND type = ?")
-            .bind(id)
-            .bind(kind)
-            .fetch_optional(&mut *conn)
-            .await?;
+    let (id, level) = find_id(conn, public_id)?.ok_or(IndexError::UnknownResource)?;
+    let current = revision_of(conn, id, kind)?;
     if let (Some(expected), Some(rev)) = (if_match, current) {
         if expected != rev {
             return Err(IndexError::Revision);
         }
     }
-    set_metadata_row(conn, id, kind, value).await?;
+    set_metadata_row(conn, id, kind, value)?;
     log_change(
         conn,
         ChangeType::UpdatedMetadata,
@@ -490,39 +418,27 @@ pub async fn set_metadata(
         level,
         public_id,
         now,
-    )
-    .await?;
+    )?;
     Ok(current.map_or(0, |r| r + 1))
 }
 
-/// Deletes a metadata.
-pub async fn delete_metadata(
-    conn: &mut SqliteConnection,
+/// Deletes a metadata and logs UpdatedMetadata.
+pub fn delete_metadata(
+    conn: &Connection,
     public_id: &str,
     kind: i64,
     if_match: Option<i64>,
     now: &str,
 ) -> Result<()> {
-    let (id, level) = find_id(conn, public_id)
-        .await?
-        .ok_or(IndexError::UnknownResource)?;
-    let current: Option<i64> =
-        sqlx::query_scalar("SELECT revision FROM metadata WHERE resource_id = ? AND type = ?")
-            .bind(id)
-            .bind(kind)
-            .fetch_optional(&mut *conn)
-            .await?;
-    let Some(rev) = current else {
+    let (id, level) = find_id(conn, public_id)?.ok_or(IndexError::UnknownResource)?;
+    let Some(rev) = revision_of(conn, id, kind)? else {
         return Err(IndexError::InexistentItem);
     };
     if if_match.is_some_and(|m| m != rev) {
         return Err(IndexError::Revision);
     }
-    sqlx::query("DELETE FROM metadata WHERE resource_id = ? AND type = ?")
-        .bind(id)
-        .bind(kind)
-        .execute(&mut *conn)
-        .await?;
+    conn.prepare_cached("DELETE FROM metadata WHERE resource_id = ? AND type = ?")?
+        .execute(params![id, kind])?;
     log_change(
         conn,
         ChangeType::UpdatedMetadata,
@@ -530,106 +446,58 @@ pub async fn delete_metadata(
         level,
         public_id,
         now,
-    )
-    .await?;
+    )?;
     Ok(())
 }
 
 /// Protects or unprotects a patient from recycling.
-pub async fn set_protected(
-    conn: &mut SqliteConnection,
-    public_id: &str,
-    protected: bool,
-) -> Result<()> {
-    let r = sqlx::query("UPDATE resources SET protected = ? WHERE public_id = ? AND level = 0")
-        .bind(protected as i64)
-        .bind(public_id)
-        .execute(&mut *conn)
-        .await?;
-    if r.rows_affected() == 0 {
+pub fn set_protected(conn: &Connection, public_id: &str, protected: bool) -> Result<()> {
+    let n = conn
+        .prepare_cached("UPDATE resources SET protected = ? WHERE public_id = ? AND level = 0")?
+        .execute(params![protected as i64, public_id])?;
+    if n == 0 {
         return Err(IndexError::UnknownResource);
     }
     Ok(())
 }
 
 /// Marks the resources whose stable deadline passed as stable and logs Stable* changes.
-/// Returns how many became stable.
-pub async fn mark_stable(
-    conn: &mut SqliteConnection,
-    now_ms: i64,
-    now: &str,
-    max: i64,
-) -> Result<usize> {
-    let rows = sqlx::query(
+pub fn mark_stable(conn: &Connection, now_ms: i64, now: &str, max: i64) -> Result<usize> {
+    let mut stmt = conn.prepare_cached(
         "SELECT s.resource_id, r.level, r.public_id FROM stable_pending s JOIN resources r ON r.id = s.resource_id \
-         WHERE s.deadline <= ? ORDER BY s.deadline LIMIT ?",
-    )
-    .bind(now_ms)
-    .bind(max)
-    .fetch_all(&mut *conn)
-    .await?;
-    for row in &rows {
-        let id: i64 = row.get(0);
-        let level = Level::from_i64(row.get(1)).unwrap_or(Level::Series);
-        let public_id: String = row.get(2);
-        sqlx::query("DELETE FROM stable_pending WHERE resource_id = ?")
-            .bind(id)
-            .execute(&mut *conn)
-            .await?;
-        sqlx::query("UPDATE resources SET is_stable = 1 WHERE id = ?")
-            .bind(id)
-            .execute(&mut *conn)
-            .await?;
+         WHERE s.deadline <= ? ORDER BY s.deadline, r.level DESC LIMIT ?",
+    )?;
+    let rows = stmt
+        .query_map(params![now_ms, max], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    for (id, level, public_id) in &rows {
+        let level = Level::from_i64(*level).unwrap_or(Level::Series);
+        conn.prepare_cached("DELETE FROM stable_pending WHERE resource_id = ?")?
+            .execute([id])?;
+        conn.prepare_cached("UPDATE resources SET is_stable = 1 WHERE id = ?")?
+            .execute([id])?;
         if let Some(change) = ChangeType::stable(level) {
-            log_change(conn, change, Some(id), level, &public_id, now).await?;
+            log_change(conn, change, Some(*id), level, public_id, now)?;
         }
     }
     Ok(rows.len())
 }
 
 /// Empties the change log (`DELETE /changes`).
-pub async fn clear_changes(conn: &mut SqliteConnection) -> Result<()> {
-    sqlx::query("DELETE FROM changes")
-        .execute(&mut *conn)
-        .await?;
+pub fn clear_changes(conn: &Connection) -> Result<()> {
+    conn.execute("DELETE FROM changes", [])?;
     Ok(())
 }
 
 /// Empties the export log (`DELETE /exports`).
-pub async fn clear_exports(conn: &mut SqliteConnection) -> Result<()> {
-    sqlx::query("DELETE FROM exports")
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
-
-/// Creates or replaces a modality (`table` = "modalities") or peer ("peers").
-pub async fn put_remote(
-    conn: &mut SqliteConnection,
-    table: RemoteTable,
-    name: &str,
-    config: &Value,
-) -> Result<()> {
-    let sql = format!(
-        "INSERT OR REPLACE INTO {} (name, config) VALUES (?, ?)",
-        table.name()
-    );
-    sqlx::query(&sql)
-        .bind(name)
-        .bind(config.to_string())
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
-
-/// Removes a modality or peer.
-pub async fn delete_remote(
-    conn: &mut SqliteConnection,
-    table: RemoteTable,
-    name: &str,
-) -> Result<()> {
-    let sql = format!("DELETE FROM {} WHERE name = ?", table.name());
-    sqlx::query(&sql).bind(name).execute(&mut *conn).await?;
+pub fn clear_exports(conn: &Connection) -> Result<()> {
+    conn.execute("DELETE FROM exports", [])?;
     Ok(())
 }
 
@@ -647,4 +515,22 @@ impl RemoteTable {
             RemoteTable::Peers => "peers",
         }
     }
+}
+
+/// Creates or replaces a modality or peer.
+pub fn put_remote(conn: &Connection, table: RemoteTable, name: &str, config: &Value) -> Result<()> {
+    let sql = format!(
+        "INSERT OR REPLACE INTO {} (name, config) VALUES (?, ?)",
+        table.name()
+    );
+    conn.prepare_cached(&sql)?
+        .execute(params![name, config.to_string()])?;
+    Ok(())
+}
+
+/// Removes a modality or peer.
+pub fn delete_remote(conn: &Connection, table: RemoteTable, name: &str) -> Result<()> {
+    let sql = format!("DELETE FROM {} WHERE name = ?", table.name());
+    conn.prepare_cached(&sql)?.execute([name])?;
+    Ok(())
 }
