@@ -107,7 +107,7 @@ impl Handler<StoreInstance> for IngestActor {
     type Result = ResponseFuture<Result<StoredInstance, IngestError>>;
 
     fn handle(&mut self, msg: StoreInstance, _ctx: &mut Context<Self>) -> Self::Result {
-        let (storage, index, reader) = (
+        let (storage, index, _reader) = (
             self.storage.clone(),
             self.index.clone(),
             self.reader.clone(),
@@ -126,12 +126,6 @@ impl Handler<StoreInstance> for IngestActor {
             let prepared = tokio::task::spawn_blocking(move || prepare(&data, encoding))
                 .await
                 .map_err(|e| IngestError::Internal(e.to_string()))??;
-            if !settings.overwrite && reader.exists(&prepared.ids.instance).await? {
-                return Ok(StoredInstance {
-                    ids: prepared.ids,
-                    status: StoreStatus::AlreadyStored,
-                });
-            }
             let (data, compress, st) = (msg.data.clone(), settings.compress, storage.clone());
             let (file, md5, compressed_md5) = tokio::task::spawn_blocking(move || {
                 let file = st.write(&data, compress)?;

@@ -45,13 +45,19 @@ pub struct StoredFile {
 pub struct StorageArea {
     root: PathBuf,
     sync: bool,
+    /// Fan-out folders known to exist (saves a `mkdir` per file).
+    known_dirs: std::sync::Arc<std::sync::RwLock<std::collections::HashSet<PathBuf>>>,
 }
 
 impl StorageArea {
     pub fn new(root: impl Into<PathBuf>, sync: bool) -> std::io::Result<Self> {
         let root = root.into();
         fs::create_dir_all(&root)?;
-        Ok(StorageArea { root, sync })
+        Ok(StorageArea {
+            root,
+            sync,
+            known_dirs: Default::default(),
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -65,13 +71,23 @@ impl StorageArea {
         self.root.join(a).join(b).join(uuid)
     }
 
-    /// Writes a new attachment (zlib with an 8-byte size prefix when `compress`) and fsyncs it
-    /// when `SyncStorageArea` is on.
+    /// Writes a new attachment (zlib with an 8-byte size prefix when `compress`), and fsyncs
+    /// it when `SyncStorageArea` is on. Concurrent writes sync in parallel.
     pub fn write(&self, data: &[u8], compress: bool) -> Result<StoredFile, StorageError> {
         let uuid = uuid::Uuid::new_v4().to_string();
         let path = self.path(&uuid);
         if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir)?;
+            let known = self
+                .known_dirs
+                .read()
+                .map(|k| k.contains(dir))
+                .unwrap_or(false);
+            if !known {
+                fs::create_dir_all(dir)?;
+                if let Ok(mut k) = self.known_dirs.write() {
+                    k.insert(dir.to_path_buf());
+                }
+            }
         }
         let mut file = File::create(&path)?;
         let compressed_size = if compress {

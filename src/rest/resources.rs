@@ -2,13 +2,13 @@
 //! `/statistics` of a resource, `/patients/{id}/protected`.
 
 use actix_web::{web, HttpRequest};
-use pacsnode_actors::index::ResourceRow;
+use pacsnode_actors::index::{read, IndexError, ResourceRow};
 use pacsnode_actors::model::Level;
 use serde_json::{json, Value};
 
 use super::error::{ApiError, ApiResult};
 use super::middleware::not_allowed;
-use super::resource_json::{expand, expand_all, TagFormat};
+use super::resource_json::{expand, expand_all, expand_sync, TagFormat};
 use super::respond::{arg, flag, Answer};
 use super::AppState;
 
@@ -98,9 +98,19 @@ async fn list(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<Answer>
 }
 
 async fn get_one(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<Answer> {
-    let row = lookup(&state, &req).await?;
     let format = TagFormat::from_request(&req, TagFormat::Simplify)?;
-    Ok(Answer::Json(expand(&state, &row, format).await?))
+    let (level, id) = (
+        level_of(&req),
+        req.match_info().get("id").unwrap_or_default().to_string(),
+    );
+    let json = state
+        .reader
+        .with(move |c| match read::resource_by_public_id(c, &id)? {
+            Some(row) if row.level == level => expand_sync(c, &row, format),
+            _ => Err(IndexError::UnknownResource),
+        })
+        .await?;
+    Ok(Answer::Json(json))
 }
 
 async fn delete(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<Answer> {
