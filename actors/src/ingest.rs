@@ -295,11 +295,8 @@ fn prepare(data: &[u8], default_encoding: Encoding) -> Result<Prepared, IngestEr
     if let Some(off) = file.pixel_data_offset {
         metadata.push((MetadataType::PixelDataOffset, off.to_string()));
     }
-    if let Some(vr) = &file.pixel_data_vr {
-        metadata.push((MetadataType::PixelDataVR, vr.clone()));
-    }
-    for level in Level::ALL {
-        let _ = level; // signatures are per level; Orthanc stores them on every level
+    if let Some(vr) = unexpected_pixel_data_vr(&file) {
+        metadata.push((MetadataType::PixelDataVR, vr));
     }
     metadata.push((
         MetadataType::MainDicomTagsSignature,
@@ -309,10 +306,6 @@ fn prepare(data: &[u8], default_encoding: Encoding) -> Result<Prepared, IngestEr
     if let Some(n) = expected_instances(&get) {
         series_metadata.push((MetadataType::ExpectedNumberOfInstances, n.to_string()));
     }
-    series_metadata.push((
-        MetadataType::MainDicomTagsSignature,
-        main_tags::signature(Level::Series),
-    ));
     let header = data[..file.header_end.min(data.len())].to_vec();
     Ok(Prepared {
         ids,
@@ -347,6 +340,28 @@ fn extract_main_tags(file: &DicomFile, level: Level, charset: Encoding) -> Map<S
         }
     }
     out
+}
+
+/// The VR of Pixel Data when it is not the one the file should use (OB up to 8 bits
+/// allocated, OW above): Orthanc records it then, so the file can be read back as it was
+/// written. Implicit VR files say nothing about it.
+fn unexpected_pixel_data_vr(file: &DicomFile) -> Option<String> {
+    let vr = file.pixel_data_vr.as_ref()?;
+    if file.transfer_syntax == "1.2.840.10008.1.2" {
+        return None;
+    }
+    let bits = file
+        .dataset
+        .get(Tag(0x0028, 0x0100))
+        .and_then(|e| e.bytes())
+        .and_then(|b| b.get(..2))
+        .map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let expected = if bits.is_some_and(|b| b > 8) {
+        "OW"
+    } else {
+        "OB"
+    };
+    (vr != expected).then(|| vr.clone())
 }
 
 /// Orthanc's ExpectedNumberOfInstances rule (ImagesInAcquisition alone does not count).

@@ -12,6 +12,7 @@
 //! - [`lua`]: the Lua engine behind `/tools/execute-script` and the Lua callbacks.
 
 pub mod changes;
+pub mod find;
 pub mod index;
 pub mod ingest;
 pub mod lua;

@@ -164,8 +164,16 @@ async fn get(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<HttpResp
         .headers()
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok());
-    if none_match.is_some_and(|v| v.trim() == tag) {
-        return Ok(HttpResponse::NotModified().finish());
+    if let Some(v) = none_match.map(str::trim) {
+        let well_formed = v.len() > 2 && v.starts_with('"') && v.ends_with('"') && v.contains('-');
+        if !well_formed {
+            return Err(ApiError::bad_request(format!(
+                "Bad format of the \"If-None-Match\" header: {v}"
+            )));
+        }
+        if v == tag {
+            return Ok(HttpResponse::NotModified().finish());
+        }
     }
     Ok(HttpResponse::Ok()
         .content_type("text/plain")

@@ -8,8 +8,10 @@
 //! - one module per family of routes: [`system`], [`resources`], [`upload`], [`tags`],
 //!   [`metadata`], [`changes`], [`remotes`], [`tools`].
 
+pub mod bulk;
 pub mod changes;
 pub mod error;
+pub mod find;
 pub mod metadata;
 pub mod middleware;
 pub mod remotes;
@@ -63,7 +65,9 @@ pub struct AppState {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     system::configure(cfg);
     tools::configure(cfg);
+    bulk::configure(cfg);
     changes::configure(cfg);
+    find::configure(cfg);
     remotes::configure(cfg);
     upload::configure(cfg);
     tags::configure(cfg);

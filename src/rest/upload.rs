@@ -86,6 +86,7 @@ fn origin_of(req: &HttpRequest) -> Origin {
     Origin {
         kind: "RestApi",
         remote_ip: req.peer_addr().map(|a| a.ip().to_string()),
+        remote_aet: Some(String::new()),
         http_username: Some(
             req.extensions()
                 .get::<HttpUser>()

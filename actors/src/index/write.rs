@@ -4,7 +4,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{Map, Value};
 
 use super::IndexError;
-use crate::model::{ChangeType, Level, MetadataType};
+use crate::model::{main_tags, ChangeType, Level, MetadataType};
 use crate::storage::StoredFile;
 
 type Result<T> = std::result::Result<T, IndexError>;
@@ -127,14 +127,21 @@ pub fn store_instance(conn: &Connection, req: &NewInstance) -> Result<StoreOutco
             Some((id, _)) => id,
             None => {
                 created[i] = true;
-                insert_resource(
+                let id = insert_resource(
                     conn,
                     &req.ids[i],
                     level,
                     parent,
                     &req.identifiers[i],
                     &req.main_tags[i],
-                )?
+                )?;
+                set_metadata_row(
+                    conn,
+                    id,
+                    MetadataType::MainDicomTagsSignature.number(),
+                    &main_tags::signature(level),
+                )?;
+                id
             }
         };
         ids[i] = id;
@@ -352,8 +359,24 @@ fn attachment_uuids(conn: &Connection, ids: &[i64]) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// Deletes a resource, its descendants, and the ancestors it leaves empty.
+/// Deletes a resource, its descendants, and the ancestors it leaves empty; the remaining
+/// ancestors get a new LastUpdate.
 pub fn delete_resource(conn: &Connection, public_id: &str, level: Level) -> Result<DeleteOutcome> {
+    let outcome = delete_subtree(conn, public_id, level)?;
+    if let Some((_, ancestor)) = &outcome.remaining_ancestor {
+        let now = chrono::Utc::now().format("%Y%m%dT%H%M%S").to_string();
+        let mut next = find_id(conn, ancestor)?.map(|(id, _)| id);
+        while let Some(id) = next {
+            set_metadata_row(conn, id, MetadataType::LastUpdate.number(), &now)?;
+            next = conn
+                .prepare_cached("SELECT parent_id FROM resources WHERE id = ?")?
+                .query_row([id], |r| r.get(0))?;
+        }
+    }
+    Ok(outcome)
+}
+
+fn delete_subtree(conn: &Connection, public_id: &str, level: Level) -> Result<DeleteOutcome> {
     let (id, found) = find_id(conn, public_id)?.ok_or(IndexError::UnknownResource)?;
     if found != level {
         return Err(IndexError::UnknownResource);

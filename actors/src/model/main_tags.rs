@@ -113,13 +113,12 @@ pub fn parse_tag_key(s: &str) -> Option<TagNum> {
     Some((g, e))
 }
 
-/// Orthanc's `/system` `MainDicomTags` value: the `;`-joined names of a level.
+/// Orthanc's signature of the main tags of a level (`/system` `MainDicomTags` and the
+/// `MainDicomTagsSignature` metadata): the sorted `gggg,eeee` keys joined with `;`.
 pub fn signature(level: Level) -> String {
-    for_level(level)
-        .iter()
-        .map(|m| m.name)
-        .collect::<Vec<_>>()
-        .join(";")
+    let mut keys: Vec<String> = for_level(level).iter().map(|m| tag_key(m.tag)).collect();
+    keys.sort();
+    keys.join(";")
 }
 
 /// Finds the name of a main tag of any level.

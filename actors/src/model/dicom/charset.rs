@@ -163,13 +163,7 @@ pub fn decode(bytes: &[u8], enc: Encoding, code_extensions: bool) -> String {
         Encoding::Ascii => return to_ascii(bytes),
         Encoding::Latin1 => bytes.iter().map(|&c| c as char).collect(),
         Encoding::Thai => decode_thai(bytes),
-        // glibc's SHIFT-JIS maps the single bytes 0x5c and 0x7e to JIS X 0201
-        Encoding::Japanese => {
-            let (cow, _) = enc.encoding_rs().decode_without_bom_handling(bytes);
-            cow.replace('\u{FFFD}', "")
-                .replace('\\', "\u{a5}")
-                .replace('~', "\u{203e}")
-        }
+        // Orthanc mainline (1.12.10) keeps 0x5c as the DICOM value separator under ISO_IR 13.
         _ => {
             let (cow, _) = enc.encoding_rs().decode_without_bom_handling(bytes);
             cow.replace('\u{FFFD}', "")
@@ -268,10 +262,8 @@ mod tests {
             decode(b"\xd4\xcf\xc0\xde\xc0\xdb\xb3", Encoding::Japanese, false),
             "ﾔﾏﾀﾞﾀﾛｳ"
         );
-        assert_eq!(
-            decode(b"A\\B~", Encoding::Japanese, false),
-            "A\u{a5}B\u{203e}"
-        );
+        // Mainline keeps the value separator under ISO_IR 13 (test_encodings_iso_ir13).
+        assert_eq!(decode(b"A\\B", Encoding::Japanese, false), "A\\B");
         let jis = b"\x1b$B;3ED\x1b(B^\x1b$BB@O:\x1b(B";
         assert_eq!(decode(jis, Encoding::JapaneseKanji, true), "山田^太郎");
     }
