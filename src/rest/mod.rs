@@ -63,6 +63,7 @@ pub struct AppState {
 
 /// The whole route table.
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    resources::configure(cfg);
     system::configure(cfg);
     tools::configure(cfg);
     bulk::configure(cfg);
@@ -72,5 +73,4 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     upload::configure(cfg);
     tags::configure(cfg);
     metadata::configure(cfg);
-    resources::configure(cfg);
 }

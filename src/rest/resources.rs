@@ -12,44 +12,50 @@ use super::resource_json::{expand, expand_all, expand_sync, TagFormat};
 use super::respond::{arg, flag, Answer};
 use super::AppState;
 
-const LEVELS: &str = "{level:patients|studies|series|instances}";
-
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    // Literal prefixes per level (no regex on the first segment): these are the hot routes.
+    for level in Level::ALL {
+        let prefix = format!("/{}", level.plural());
+        if level != Level::Instance {
+            // `/instances` is registered with its POST in `upload`.
+            cfg.service(
+                web::resource(prefix.clone())
+                    .route(web::get().to(list))
+                    .default_service(not_allowed("GET")),
+            );
+        }
+        cfg.service(
+            web::resource(format!("{prefix}/{{id}}"))
+                .route(web::get().to(get_one))
+                .route(web::delete().to(delete))
+                .default_service(not_allowed("DELETE,GET")),
+        )
+        .service(
+            web::resource(format!("{prefix}/{{id}}/statistics"))
+                .route(web::get().to(statistics))
+                .default_service(not_allowed("GET")),
+        )
+        .service(
+            web::resource(format!(
+                "{prefix}/{{id}}/{{rel:patient|study|series|studies|instances}}"
+            ))
+            .route(web::get().to(related))
+            .default_service(not_allowed("GET")),
+        );
+    }
     cfg.service(
-        web::resource("/{level:patients|studies|series}")
-            .route(web::get().to(list))
-            .default_service(not_allowed("GET")),
-    )
-    .service(
-        web::resource(format!("/{LEVELS}/{{id}}"))
-            .route(web::get().to(get_one))
-            .route(web::delete().to(delete))
-            .default_service(not_allowed("DELETE,GET")),
-    )
-    .service(
-        web::resource(format!("/{LEVELS}/{{id}}/statistics"))
-            .route(web::get().to(statistics))
-            .default_service(not_allowed("GET")),
-    )
-    .service(
         web::resource("/patients/{id}/protected")
             .route(web::get().to(get_protected))
             .route(web::put().to(put_protected))
             .default_service(not_allowed("GET,PUT")),
-    )
-    .service(
-        web::resource(format!(
-            "/{LEVELS}/{{id}}/{{rel:patient|study|series|studies|instances}}"
-        ))
-        .route(web::get().to(related))
-        .default_service(not_allowed("GET")),
     );
 }
 
-/// The level named by the `{level}` path segment.
+/// The level named by the first path segment (`/patients/...`).
 pub fn level_of(req: &HttpRequest) -> Level {
-    req.match_info()
-        .get("level")
+    req.path()
+        .split('/')
+        .find(|s| !s.is_empty())
         .and_then(Level::from_plural)
         .unwrap_or(Level::Instance)
 }
