@@ -45,16 +45,7 @@ async fn bulk_content(state: web::Data<AppState>, body: web::Bytes) -> ApiResult
         .get("Metadata")
         .and_then(Value::as_bool)
         .unwrap_or(true);
-    let on = |k: &str| body.get(k).and_then(Value::as_bool).unwrap_or(false);
-    let format = if on("Simplify") {
-        TagFormat::Simplify
-    } else if on("Short") {
-        TagFormat::Short
-    } else if on("Full") {
-        TagFormat::Full
-    } else {
-        TagFormat::Simplify
-    };
+    let format = TagFormat::from_body(&body, TagFormat::Simplify);
     let user_metadata = state.settings.user_metadata.clone();
     let out = state
         .reader

@@ -26,19 +26,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-fn body_format(body: &Value) -> TagFormat {
-    let on = |k: &str| body.get(k).and_then(Value::as_bool).unwrap_or(false);
-    if on("Simplify") {
-        TagFormat::Simplify
-    } else if on("Short") {
-        TagFormat::Short
-    } else if on("Full") {
-        TagFormat::Full
-    } else {
-        TagFormat::Simplify
-    }
-}
-
 fn number(body: &Value, key: &str) -> ApiResult<u64> {
     match body.get(key) {
         None | Some(Value::Null) => Ok(0),
@@ -91,7 +78,7 @@ async fn find(state: web::Data<AppState>, body: web::Bytes) -> ApiResult<Answer>
     }
     let (since, limit) = (number(&body, "Since")?, number(&body, "Limit")?);
     let expand = body.get("Expand").and_then(Value::as_bool).unwrap_or(false);
-    let format = body_format(&body);
+    let format = TagFormat::from_body(&body, TagFormat::Simplify);
     let out = state
         .reader
         .with(move |c| run(c, level, &constraints, since, limit, expand, format))

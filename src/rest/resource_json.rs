@@ -36,6 +36,22 @@ impl TagFormat {
     }
 }
 
+impl TagFormat {
+    /// The same choice from the `Simplify` / `Short` / `Full` booleans of a JSON body.
+    pub fn from_body(body: &Value, default: TagFormat) -> TagFormat {
+        let on = |k: &str| body.get(k).and_then(Value::as_bool).unwrap_or(false);
+        if on("Simplify") {
+            TagFormat::Simplify
+        } else if on("Short") {
+            TagFormat::Short
+        } else if on("Full") {
+            TagFormat::Full
+        } else {
+            default
+        }
+    }
+}
+
 /// Renders stored main tags (`{"gggg,eeee": value}`) restricted to `only` in a format.
 pub fn format_main_tags(stored: &Map<String, Value>, only: &[MainTag], format: TagFormat) -> Value {
     let mut out = Map::new();
