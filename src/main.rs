@@ -179,6 +179,7 @@ async fn run(settings: Arc<Settings>, logs: Arc<LogLevels>) -> Result<Control> {
         )),
         unknown_sop_class_accepted: AtomicBool::new(settings.unknown_sop_class_accepted),
     });
+    let lua = LuaActor::start(lua_scripts(&settings));
     let ingest = IngestActor::new(
         storage.clone(),
         writer.clone(),
@@ -194,11 +195,11 @@ async fn run(settings: Arc<Settings>, logs: Arc<LogLevels>) -> Result<Control> {
             stable_age_ms: settings.stable_age as i64 * 1000,
             default_encoding: runtime.default_encoding.clone(),
             concurrency: settings.pacsnode_ingest_concurrency,
+            lua: Some(lua.clone()),
         },
     )
     .start();
     let changes = ChangesActor::new(writer.clone(), Duration::from_millis(500)).start();
-    let lua = LuaActor::start(lua_scripts(&settings));
     let (control_tx, mut control_rx) = tokio::sync::mpsc::channel(4);
     let state = web::Data::new(AppState {
         settings: settings.clone(),
@@ -206,7 +207,7 @@ async fn run(settings: Arc<Settings>, logs: Arc<LogLevels>) -> Result<Control> {
         writer,
         ingest,
         storage,
-        lua,
+        lua: lua.addr.clone(),
         logs,
         runtime,
         dictionary: Arc::new(private_dictionary(&settings)),

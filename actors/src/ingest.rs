@@ -55,6 +55,8 @@ pub struct IngestSettings {
     pub stable_age_ms: i64,
     pub default_encoding: Arc<RwLock<Encoding>>,
     pub concurrency: usize,
+    /// The Lua callbacks (`ReceivedInstanceFilter`, `OnStoredInstance`).
+    pub lua: Option<crate::lua_actor::LuaHandle>,
 }
 
 /// The outcome of storing one instance.
@@ -123,9 +125,23 @@ impl Handler<StoreInstance> for IngestActor {
                 .read()
                 .unwrap_or_else(|e| e.into_inner());
             let data = msg.data.clone();
-            let prepared = tokio::task::spawn_blocking(move || prepare(&data, encoding))
+            let want_tags = settings.lua.as_ref().is_some_and(|l| l.wants_tags());
+            let prepared = tokio::task::spawn_blocking(move || prepare(&data, encoding, want_tags))
                 .await
                 .map_err(|e| IngestError::Internal(e.to_string()))??;
+            let tags = prepared.tags.clone().unwrap_or(Value::Null);
+            if let Some(lua) = &settings.lua {
+                let info = serde_json::json!({
+                    "HasPixelData": prepared.has_pixel_data,
+                    "TransferSyntaxUID": prepared.transfer_syntax,
+                });
+                if !lua.accepts(tags.clone(), msg.origin.kind, info).await {
+                    return Ok(StoredInstance {
+                        ids: prepared.ids,
+                        status: StoreStatus::FilteredOut,
+                    });
+                }
+            }
             let (data, compress, st) = (msg.data.clone(), settings.compress, storage.clone());
             let (file, md5, compressed_md5) = tokio::task::spawn_blocking(move || {
                 let file = st.write(&data, compress)?;
@@ -141,6 +157,11 @@ impl Handler<StoreInstance> for IngestActor {
             .map_err(|e| IngestError::Internal(e.to_string()))??;
             let uuid = file.uuid.clone();
             let req = prepared.into_request(&msg.origin, file, md5, compressed_md5, &settings);
+            let metadata: Map<String, Value> = req
+                .metadata
+                .iter()
+                .map(|(k, v)| (k.orthanc_name().to_string(), Value::from(v.as_str())))
+                .collect();
             let ids = InstanceIds {
                 patient: req.ids[0].clone(),
                 study: req.ids[1].clone(),
@@ -162,6 +183,20 @@ impl Handler<StoreInstance> for IngestActor {
                 obsolete.push(uuid);
             }
             remove_files(&storage, obsolete).await;
+            if let Some(lua) = settings
+                .lua
+                .as_ref()
+                .filter(|_| outcome.status == StoreStatus::Success)
+            {
+                let origin = serde_json::json!({
+                    "RequestOrigin": msg.origin.kind,
+                    "RemoteIp": msg.origin.remote_ip,
+                    "RemoteAet": msg.origin.remote_aet,
+                    "CalledAet": msg.origin.called_aet,
+                    "HttpUsername": msg.origin.http_username,
+                });
+                lua.instance_stored(&ids.instance, tags, Value::Object(metadata), origin);
+            }
             Ok(StoredInstance {
                 ids,
                 status: outcome.status,
@@ -195,6 +230,9 @@ struct Prepared {
     series_metadata: Vec<(MetadataType, String)>,
     transfer_syntax: String,
     header: Vec<u8>,
+    has_pixel_data: bool,
+    /// The simplified tags, when a Lua callback wants them.
+    tags: Option<Value>,
 }
 
 impl Prepared {
@@ -255,7 +293,11 @@ fn tag(t: TagNum) -> Tag {
 }
 
 /// Parses and checks a DICOM file, and extracts what the index needs. Blocking.
-fn prepare(data: &[u8], default_encoding: Encoding) -> Result<Prepared, IngestError> {
+fn prepare(
+    data: &[u8],
+    default_encoding: Encoding,
+    want_tags: bool,
+) -> Result<Prepared, IngestError> {
     let opts = ParseOptions {
         stop_at_pixel_data: true,
         ..Default::default()
@@ -315,6 +357,14 @@ fn prepare(data: &[u8], default_encoding: Encoding) -> Result<Prepared, IngestEr
         series_metadata,
         transfer_syntax: file.transfer_syntax.clone(),
         header,
+        has_pixel_data: file.has_pixel_data,
+        tags: want_tags.then(|| {
+            let opts = dicom::JsonOptions {
+                default_encoding,
+                ..Default::default()
+            };
+            dicom::to_orthanc_json(&file.dataset, dicom::Format::Simplify, &opts)
+        }),
     })
 }
 
