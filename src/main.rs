@@ -180,10 +180,9 @@ async fn run(settings: Arc<Settings>, logs: Arc<LogLevels>) -> Result<Control> {
         unknown_sop_class_accepted: AtomicBool::new(settings.unknown_sop_class_accepted),
     });
     let lua = LuaActor::start(lua_scripts(&settings));
-    let ingest = IngestActor::new(
+    let ingest = IngestActor::start(
         storage.clone(),
         writer.clone(),
-        reader.clone(),
         IngestSettings {
             compress: settings.storage_compression,
             overwrite: settings.overwrite_instances,
@@ -197,8 +196,7 @@ async fn run(settings: Arc<Settings>, logs: Arc<LogLevels>) -> Result<Control> {
             concurrency: settings.pacsnode_ingest_concurrency,
             lua: Some(lua.clone()),
         },
-    )
-    .start();
+    );
     let changes = ChangesActor::new(writer.clone(), Duration::from_millis(500)).start();
     let (control_tx, mut control_rx) = tokio::sync::mpsc::channel(4);
     let state = web::Data::new(AppState {

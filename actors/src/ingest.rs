@@ -9,9 +9,8 @@ use std::sync::{Arc, RwLock};
 use actix::prelude::*;
 use md5::{Digest, Md5};
 use serde_json::{Map, Value};
-use tokio::sync::Semaphore;
 
-use crate::index::{IndexError, IndexReader, IndexWriter, NewInstance, StorageLimits, StoreStatus};
+use crate::index::{IndexError, IndexWriter, NewInstance, StorageLimits, StoreStatus};
 use crate::model::dicom::{self, DicomFile, Encoding, ParseOptions, Tag};
 use crate::model::ids::InstanceIds;
 use crate::model::main_tags::{self, TagNum};
@@ -74,134 +73,111 @@ pub struct StoreInstance {
     pub origin: Origin,
 }
 
-/// The ingestion actor.
+/// The ingestion actor: a pool of `PacsnodeIngestConcurrency` threads (a SyncArbiter), so
+/// parsing, file writes and fsyncs never run on an async thread, and the concurrency of
+/// ingestion is bounded by the number of threads (and the mailbox).
 pub struct IngestActor {
     storage: StorageArea,
     index: IndexWriter,
-    reader: IndexReader,
     settings: IngestSettings,
-    permits: Arc<Semaphore>,
 }
 
 impl IngestActor {
-    pub fn new(
+    /// Starts the ingestion threads.
+    pub fn start(
         storage: StorageArea,
         index: IndexWriter,
-        reader: IndexReader,
         settings: IngestSettings,
-    ) -> Self {
-        let permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
-        IngestActor {
-            storage,
-            index,
-            reader,
-            settings,
-            permits,
+    ) -> Addr<IngestActor> {
+        let threads = settings.concurrency.max(1);
+        SyncArbiter::start(threads, move || IngestActor {
+            storage: storage.clone(),
+            index: index.clone(),
+            settings: settings.clone(),
+        })
+    }
+
+    fn store(&self, msg: StoreInstance) -> Result<StoredInstance, IngestError> {
+        let settings = &self.settings;
+        let encoding = *settings
+            .default_encoding
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        let want_tags = settings.lua.as_ref().is_some_and(|l| l.wants_tags());
+        let prepared = prepare(&msg.data, encoding, want_tags)?;
+        let tags = prepared.tags.clone().unwrap_or(Value::Null);
+        if let Some(lua) = &settings.lua {
+            let info = serde_json::json!({
+                "HasPixelData": prepared.has_pixel_data,
+                "TransferSyntaxUID": prepared.transfer_syntax,
+            });
+            if !futures_executor::block_on(lua.accepts(tags.clone(), msg.origin.kind, info)) {
+                return Ok(StoredInstance {
+                    ids: prepared.ids,
+                    status: StoreStatus::FilteredOut,
+                });
+            }
         }
+        let file = self.storage.write(&msg.data, settings.compress)?;
+        let md5 = hex_md5(&msg.data);
+        let compressed_md5 = if settings.compress {
+            hex_md5(&self.storage.read_raw(&file.uuid)?)
+        } else {
+            md5.clone()
+        };
+        let uuid = file.uuid.clone();
+        let ids = prepared.ids.clone();
+        let req = prepared.into_request(&msg.origin, file, md5, compressed_md5, settings);
+        let metadata: Map<String, Value> = req
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.orthanc_name().to_string(), Value::from(v.as_str())))
+            .collect();
+        let outcome = match self
+            .index
+            .write_blocking(move |c| crate::index::write::store_instance(c, &req))
+        {
+            Ok(o) => o,
+            Err(e) => {
+                self.storage.remove(&uuid);
+                return Err(e.into());
+            }
+        };
+        let mut obsolete = outcome.obsolete_files;
+        if outcome.status == StoreStatus::AlreadyStored {
+            obsolete.push(uuid);
+        }
+        obsolete.iter().for_each(|u| self.storage.remove(u));
+        if let Some(lua) = settings
+            .lua
+            .as_ref()
+            .filter(|_| outcome.status == StoreStatus::Success)
+        {
+            let origin = serde_json::json!({
+                "RequestOrigin": msg.origin.kind,
+                "RemoteIp": msg.origin.remote_ip,
+                "RemoteAet": msg.origin.remote_aet,
+                "CalledAet": msg.origin.called_aet,
+                "HttpUsername": msg.origin.http_username,
+            });
+            lua.instance_stored(&ids.instance, tags, Value::Object(metadata), origin);
+        }
+        Ok(StoredInstance {
+            ids,
+            status: outcome.status,
+        })
     }
 }
 
 impl Actor for IngestActor {
-    type Context = Context<Self>;
+    type Context = SyncContext<Self>;
 }
 
 impl Handler<StoreInstance> for IngestActor {
-    type Result = ResponseFuture<Result<StoredInstance, IngestError>>;
+    type Result = Result<StoredInstance, IngestError>;
 
-    fn handle(&mut self, msg: StoreInstance, _ctx: &mut Context<Self>) -> Self::Result {
-        let (storage, index, _reader) = (
-            self.storage.clone(),
-            self.index.clone(),
-            self.reader.clone(),
-        );
-        let (settings, permits) = (self.settings.clone(), self.permits.clone());
-        Box::pin(async move {
-            let _permit = permits
-                .acquire_owned()
-                .await
-                .map_err(|e| IngestError::Internal(e.to_string()))?;
-            let encoding = *settings
-                .default_encoding
-                .read()
-                .unwrap_or_else(|e| e.into_inner());
-            let data = msg.data.clone();
-            let want_tags = settings.lua.as_ref().is_some_and(|l| l.wants_tags());
-            let prepared = tokio::task::spawn_blocking(move || prepare(&data, encoding, want_tags))
-                .await
-                .map_err(|e| IngestError::Internal(e.to_string()))??;
-            let tags = prepared.tags.clone().unwrap_or(Value::Null);
-            if let Some(lua) = &settings.lua {
-                let info = serde_json::json!({
-                    "HasPixelData": prepared.has_pixel_data,
-                    "TransferSyntaxUID": prepared.transfer_syntax,
-                });
-                if !lua.accepts(tags.clone(), msg.origin.kind, info).await {
-                    return Ok(StoredInstance {
-                        ids: prepared.ids,
-                        status: StoreStatus::FilteredOut,
-                    });
-                }
-            }
-            let (data, compress, st) = (msg.data.clone(), settings.compress, storage.clone());
-            let (file, md5, compressed_md5) = tokio::task::spawn_blocking(move || {
-                let file = st.write(&data, compress)?;
-                let md5 = hex_md5(&data);
-                let cmd5 = if compress {
-                    hex_md5(&st.read_raw(&file.uuid)?)
-                } else {
-                    md5.clone()
-                };
-                Ok::<_, StorageError>((file, md5, cmd5))
-            })
-            .await
-            .map_err(|e| IngestError::Internal(e.to_string()))??;
-            let uuid = file.uuid.clone();
-            let req = prepared.into_request(&msg.origin, file, md5, compressed_md5, &settings);
-            let metadata: Map<String, Value> = req
-                .metadata
-                .iter()
-                .map(|(k, v)| (k.orthanc_name().to_string(), Value::from(v.as_str())))
-                .collect();
-            let ids = InstanceIds {
-                patient: req.ids[0].clone(),
-                study: req.ids[1].clone(),
-                series: req.ids[2].clone(),
-                instance: req.ids[3].clone(),
-            };
-            let outcome = index
-                .write(move |c| crate::index::write::store_instance(c, &req))
-                .await;
-            let outcome = match outcome {
-                Ok(o) => o,
-                Err(e) => {
-                    remove_files(&storage, vec![uuid]).await;
-                    return Err(e.into());
-                }
-            };
-            let mut obsolete = outcome.obsolete_files;
-            if outcome.status == StoreStatus::AlreadyStored {
-                obsolete.push(uuid);
-            }
-            remove_files(&storage, obsolete).await;
-            if let Some(lua) = settings
-                .lua
-                .as_ref()
-                .filter(|_| outcome.status == StoreStatus::Success)
-            {
-                let origin = serde_json::json!({
-                    "RequestOrigin": msg.origin.kind,
-                    "RemoteIp": msg.origin.remote_ip,
-                    "RemoteAet": msg.origin.remote_aet,
-                    "CalledAet": msg.origin.called_aet,
-                    "HttpUsername": msg.origin.http_username,
-                });
-                lua.instance_stored(&ids.instance, tags, Value::Object(metadata), origin);
-            }
-            Ok(StoredInstance {
-                ids,
-                status: outcome.status,
-            })
-        })
+    fn handle(&mut self, msg: StoreInstance, _ctx: &mut SyncContext<Self>) -> Self::Result {
+        self.store(msg)
     }
 }
 

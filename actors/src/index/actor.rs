@@ -75,37 +75,60 @@ impl IndexWriter {
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R, IndexError> + Send + 'static,
     {
-        let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |conn: &Connection| {
-            let result = match conn.execute_batch("SAVEPOINT job") {
-                Ok(()) => {
-                    let r = f(conn);
-                    let end = if r.is_ok() {
-                        "RELEASE job"
-                    } else {
-                        "ROLLBACK TO job; RELEASE job"
-                    };
-                    match (r, conn.execute_batch(end)) {
-                        (Ok(v), Ok(())) => Ok(v),
-                        (Ok(_), Err(e)) => Err(IndexError::Database(e)),
-                        (Err(e), _) => Err(e),
-                    }
-                }
-                Err(e) => Err(IndexError::Database(e)),
-            };
-            Box::new(move |commit: Result<(), String>| {
-                let answer = match (result, commit) {
-                    (Ok(v), Ok(())) => Ok(v),
-                    (Ok(_), Err(msg)) => Err(IndexError::Commit(msg)),
-                    (Err(e), _) => Err(e),
-                };
-                let _ = tx.send(answer);
-            })
-        });
+        let (job, rx) = job(f);
         self.0
             .send(job)
             .await
             .map_err(|_| IndexError::Unavailable)?;
         rx.await.map_err(|_| IndexError::Unavailable)?
     }
+
+    /// The same as [`IndexWriter::write`], from a blocking thread (never an async one).
+    pub fn write_blocking<R, F>(&self, f: F) -> Result<R, IndexError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, IndexError> + Send + 'static,
+    {
+        let (job, rx) = job(f);
+        self.0
+            .blocking_send(job)
+            .map_err(|_| IndexError::Unavailable)?;
+        rx.blocking_recv().map_err(|_| IndexError::Unavailable)?
+    }
+}
+
+/// Wraps a write in a savepoint, with the channel that answers its caller after the commit.
+fn job<R, F>(f: F) -> (Job, oneshot::Receiver<Result<R, IndexError>>)
+where
+    R: Send + 'static,
+    F: FnOnce(&Connection) -> Result<R, IndexError> + Send + 'static,
+{
+    let (tx, rx) = oneshot::channel();
+    let job: Job = Box::new(move |conn: &Connection| {
+        let result = match conn.execute_batch("SAVEPOINT job") {
+            Ok(()) => {
+                let r = f(conn);
+                let end = if r.is_ok() {
+                    "RELEASE job"
+                } else {
+                    "ROLLBACK TO job; RELEASE job"
+                };
+                match (r, conn.execute_batch(end)) {
+                    (Ok(v), Ok(())) => Ok(v),
+                    (Ok(_), Err(e)) => Err(IndexError::Database(e)),
+                    (Err(e), _) => Err(e),
+                }
+            }
+            Err(e) => Err(IndexError::Database(e)),
+        };
+        Box::new(move |commit: Result<(), String>| {
+            let answer = match (result, commit) {
+                (Ok(v), Ok(())) => Ok(v),
+                (Ok(_), Err(msg)) => Err(IndexError::Commit(msg)),
+                (Err(e), _) => Err(e),
+            };
+            let _ = tx.send(answer);
+        })
+    });
+    (job, rx)
 }
