@@ -76,7 +76,7 @@ pub(crate) fn connect(path: &Path, read_only: bool) -> Result<rusqlite::Connecti
     conn.busy_timeout(Duration::from_secs(30))?;
     conn.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
-         PRAGMA cache_size = -16000; PRAGMA temp_store = MEMORY;",
+         PRAGMA cache_size = -16000; PRAGMA temp_store = MEMORY; PRAGMA journal_size_limit = 67108864;",
     )?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
@@ -97,12 +97,31 @@ async fn migrate(path: &Path) -> Result<(), IndexError> {
     conn.close().await.map_err(|e| m(&e))
 }
 
+fn start_checkpointer(conn: rusqlite::Connection) {
+    let spawned = std::thread::Builder::new()
+        .name("index-checkpoint".into())
+        .spawn(move || loop {
+            std::thread::sleep(Duration::from_millis(500));
+            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                tracing::warn!("index checkpoint failed: {e}");
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!("cannot start the index checkpoint thread: {e}");
+    }
+}
+
 /// Opens the index in `dir` (creating and migrating it): the writer actor and a reader pool.
 pub async fn open(dir: &Path, readers: usize) -> Result<(IndexWriter, IndexReader), IndexError> {
     std::fs::create_dir_all(dir).map_err(|e| IndexError::Migration(e.to_string()))?;
     let path: PathBuf = dir.join("index.sqlite");
     migrate(&path).await?;
-    let writer = IndexActor::start(connect(&path, false)?);
+    let writer_conn = connect(&path, false)?;
+    // Checkpoints copy the WAL into the database and fsync it: they run on their own thread
+    // and connection, so that no ingest waits for one.
+    writer_conn.execute_batch("PRAGMA wal_autocheckpoint = 0;")?;
+    start_checkpointer(connect(&path, false)?);
+    let writer = IndexActor::start(writer_conn);
     let reader = IndexReader::open(&path, readers)?;
     Ok((writer, reader))
 }

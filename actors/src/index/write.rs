@@ -99,6 +99,18 @@ fn set_metadata_row(conn: &Connection, id: i64, kind: i64, value: &str) -> Resul
     Ok(())
 }
 
+/// Sets LastUpdate, writing nothing when it already holds that value (same second): every
+/// page left untouched is a page the group commit does not write.
+fn touch_last_update(conn: &Connection, id: i64, now: &str) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO metadata (resource_id, type, value, revision) VALUES (?, ?, ?, 0) \
+         ON CONFLICT (resource_id, type) DO UPDATE SET value = excluded.value, revision = revision + 1 \
+         WHERE value != excluded.value",
+    )?
+    .execute(params![id, MetadataType::LastUpdate.number(), now])?;
+    Ok(())
+}
+
 /// Stores a new instance and creates its missing parents (Orthanc's change order:
 /// NewInstance, NewSeries, NewStudy, NewPatient).
 pub fn store_instance(conn: &Connection, req: &NewInstance) -> Result<StoreOutcome> {
@@ -200,18 +212,23 @@ pub fn store_instance(conn: &Connection, req: &NewInstance) -> Result<StoreOutco
                 &req.now,
             )?;
         }
-        set_metadata_row(conn, ids[i], MetadataType::LastUpdate.number(), &req.now)?;
+        touch_last_update(conn, ids[i], &req.now)?;
         conn.prepare_cached(
             "INSERT INTO stable_pending (resource_id, deadline) VALUES (?, ?) \
-             ON CONFLICT (resource_id) DO UPDATE SET deadline = excluded.deadline",
+             ON CONFLICT (resource_id) DO UPDATE SET deadline = excluded.deadline \
+             WHERE deadline < excluded.deadline - 250",
         )?
         .execute(params![ids[i], req.stable_deadline])?;
     }
     conn.prepare_cached(
-        "UPDATE resources SET is_stable = 0, recycle_seq = CASE WHEN level = 0 THEN ? ELSE recycle_seq END \
-         WHERE id IN (?, ?, ?)",
+        "UPDATE resources SET is_stable = 0 WHERE id IN (?, ?, ?) AND is_stable != 0",
     )?
-    .execute(params![seq, ids[0], ids[1], ids[2]])?;
+    .execute(params![ids[0], ids[1], ids[2]])?;
+    if req.limits.max_bytes > 0 || req.limits.max_patients > 0 {
+        // The recycling order is only kept when there is something to recycle.
+        conn.prepare_cached("UPDATE resources SET recycle_seq = ? WHERE id = ?")?
+            .execute(params![seq, ids[0]])?;
+    }
     if series_completed(conn, ids[2])? {
         log_change(
             conn,
@@ -322,7 +339,7 @@ fn recycle(conn: &Connection, req: &NewInstance, current: i64) -> Result<Vec<Str
         }
         let victim: Option<i64> = conn
             .prepare_cached(
-                "SELECT id FROM resources WHERE level = 0 AND protected = 0 AND id != ? ORDER BY recycle_seq LIMIT 1",
+                "SELECT id FROM resources WHERE level = 0 AND protected = 0 AND id != ? ORDER BY recycle_seq, id LIMIT 1",
             )?
             .query_row([current], |r| r.get(0))
             .optional()?;
