@@ -24,6 +24,8 @@ use actix_web::middleware::{from_fn, Compress, Condition, NormalizePath, Trailin
 use actix_web::{web, App, HttpServer};
 use anyhow::{Context, Result};
 use pacsnode_actors::changes::ChangesActor;
+use pacsnode_actors::dicom_scp::DicomServer;
+use pacsnode_actors::dimse::ScpConfig;
 use pacsnode_actors::index::{self, IndexWriter, RemoteTable, StorageLimits};
 use pacsnode_actors::ingest::{IngestActor, IngestSettings};
 use pacsnode_actors::lua_actor::LuaActor;
@@ -197,6 +199,14 @@ async fn run(settings: Arc<Settings>, logs: Arc<LogLevels>) -> Result<Control> {
             lua: Some(lua.clone()),
         },
     );
+    let dicom = if settings.dicom_server_enabled {
+        let config = scp_config(&settings, &runtime);
+        let server = DicomServer::start(settings.dicom_port, config, ingest.clone())
+            .with_context(|| format!("cannot listen on DICOM port {}", settings.dicom_port))?;
+        Some(server)
+    } else {
+        None
+    };
     let changes = ChangesActor::new(writer.clone(), Duration::from_millis(500)).start();
     let (control_tx, mut control_rx) = tokio::sync::mpsc::channel(4);
     let state = web::Data::new(AppState {
@@ -246,8 +256,9 @@ async fn run(settings: Arc<Settings>, logs: Arc<LogLevels>) -> Result<Control> {
         .map_or(settings.http_port, |a| a.port());
     let server = server.run();
     let handle = server.handle();
-    tracing::info!("HTTP server listening on port {port}");
-    println!("pacsnode ready: HTTP port {port}");
+    let dicom_port = dicom.as_ref().map_or(0, |d| d.port);
+    tracing::info!("HTTP server listening on port {port}, DICOM server on port {dicom_port}");
+    println!("pacsnode ready: HTTP port {port} DICOM port {dicom_port}");
     let server_task = actix_web::rt::spawn(server);
     let control = tokio::select! {
         c = control_rx.recv() => c.unwrap_or(Control::Stop),
@@ -255,6 +266,7 @@ async fn run(settings: Arc<Settings>, logs: Arc<LogLevels>) -> Result<Control> {
     };
     handle.stop(true).await;
     let _ = server_task.await;
+    drop(dicom);
     drop(changes);
     drop(state);
     Ok(control)
@@ -266,6 +278,23 @@ async fn stop_signal() {
     tokio::select! {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+fn scp_config(settings: &Settings, runtime: &RuntimeState) -> ScpConfig {
+    let patterns = runtime
+        .accepted_transfer_syntaxes
+        .read()
+        .map(|p| p.clone())
+        .unwrap_or_default();
+    ScpConfig {
+        aet: settings.dicom_aet.clone(),
+        check_called_aet: settings.dicom_check_called_aet,
+        accepted_transfer_syntaxes: rest::tools::expand_syntaxes(&patterns),
+        accept_unknown_sop_classes: settings.unknown_sop_class_accepted,
+        max_pdu_length: settings.maximum_pdu_length,
+        timeout: Duration::from_secs(settings.dicom_scp_timeout),
+        max_associations: settings.dicom_threads_count.max(1),
     }
 }
 

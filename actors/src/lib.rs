@@ -12,6 +12,8 @@
 //! - [`lua`]: the Lua engine behind `/tools/execute-script` and the Lua callbacks.
 
 pub mod changes;
+pub mod dicom_scp;
+pub mod dimse;
 pub mod find;
 pub mod index;
 pub mod ingest;

@@ -22,6 +22,7 @@ pub fn binary() -> PathBuf {
 pub struct Server {
     pub child: Child,
     pub port: u16,
+    pub dicom_port: u16,
     pub dir: tempfile::TempDir,
     pub config: Value,
 }
@@ -59,19 +60,21 @@ impl Server {
             .expect("cannot start pacsnode (build it first: cargo build)");
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
-        let port = loop {
+        let (port, dicom_port) = loop {
             let line = lines
                 .next()
                 .expect("pacsnode exited before it was ready")
                 .unwrap();
             if let Some(p) = line.strip_prefix("pacsnode ready: HTTP port ") {
-                break p.trim().parse().unwrap();
+                let numbers: Vec<u16> = p.split(' ').filter_map(|w| w.parse().ok()).collect();
+                break (numbers[0], numbers.get(1).copied().unwrap_or(0));
             }
         };
         std::thread::spawn(move || for _ in lines {});
         Server {
             child,
             port,
+            dicom_port,
             dir,
             config,
         }

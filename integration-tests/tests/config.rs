@@ -28,7 +28,7 @@ fn folder_with_comments_and_environment() {
     let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
-    let port: u16 = line.trim().rsplit(' ').next().unwrap().parse().unwrap();
+    let port: u16 = line.split(' ').find_map(|w| w.parse().ok()).unwrap();
     let system: serde_json::Value = ureq::get(&format!("http://127.0.0.1:{port}/system"))
         .call()
         .unwrap()

@@ -14,6 +14,7 @@ pub mod error;
 pub mod find;
 pub mod metadata;
 pub mod middleware;
+pub mod modalities;
 pub mod remotes;
 pub mod resource_json;
 pub mod resources;
@@ -69,6 +70,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     bulk::configure(cfg);
     changes::configure(cfg);
     find::configure(cfg);
+    modalities::configure(cfg);
     remotes::configure(cfg);
     upload::configure(cfg);
     tags::configure(cfg);

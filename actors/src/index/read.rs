@@ -532,3 +532,20 @@ impl IndexReader {
         .await
     }
 }
+
+/// PatientID, StudyInstanceUID, SeriesInstanceUID, SOPInstanceUID of a resource and its
+/// ancestors (empty strings below its level).
+pub fn identifiers(c: &Connection, id: i64) -> Result<[String; 4]> {
+    let mut out: [String; 4] = Default::default();
+    let mut next = Some(id);
+    while let Some(id) = next {
+        let (level, identifier, parent): (i64, String, Option<i64>) = c
+            .prepare_cached("SELECT level, identifier, parent_id FROM resources WHERE id = ?")?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        if let Some(slot) = out.get_mut(level as usize) {
+            *slot = identifier;
+        }
+        next = parent;
+    }
+    Ok(out)
+}

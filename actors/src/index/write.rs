@@ -574,3 +574,36 @@ pub fn delete_remote(conn: &Connection, table: RemoteTable, name: &str) -> Resul
     conn.prepare_cached(&sql)?.execute([name])?;
     Ok(())
 }
+
+/// One exported resource (`/exports`, when `LogExportedResources`).
+#[derive(Debug, Clone)]
+pub struct Export {
+    pub level: Level,
+    pub public_id: String,
+    pub modality: String,
+    pub date: String,
+    /// PatientID, StudyInstanceUID, SeriesInstanceUID, SOPInstanceUID.
+    pub identifiers: [String; 4],
+}
+
+/// Logs exported resources.
+pub fn log_exports(conn: &Connection, exports: &[Export]) -> Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO exports (level, public_id, modality, date, patient_id, study_uid, series_uid, sop_uid) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )?;
+    for e in exports {
+        let [p, st, se, i] = &e.identifiers;
+        stmt.execute(params![
+            e.level as i64,
+            e.public_id,
+            e.modality,
+            e.date,
+            p,
+            st,
+            se,
+            i
+        ])?;
+    }
+    Ok(())
+}

@@ -1,0 +1,85 @@
+//! The DICOM server (SCP) on `DicomPort`: associations run on their own bounded threads
+//! (`dimse::serve`), and every received instance goes through the same [`IngestActor`] as a
+//! REST upload, with the DICOM origin (calling AET, called AET, IP) in its metadata.
+
+use std::net::TcpListener;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use actix::Addr;
+
+use crate::dimse::{self, ScpConfig, StoreContext, StoreHandler};
+use crate::index::{IndexError, StoreStatus};
+use crate::ingest::{IngestActor, IngestError, Origin, StoreInstance};
+
+/// DIMSE statuses of a C-STORE failure (PS3.4 B.2.3).
+const OUT_OF_RESOURCES: u16 = 0xA700;
+const CANNOT_UNDERSTAND: u16 = 0xC000;
+
+/// Hands received instances to the ingestion actor and waits for the commit.
+struct IngestHandler {
+    ingest: Addr<IngestActor>,
+}
+
+impl StoreHandler for IngestHandler {
+    fn store(&self, file: Vec<u8>, ctx: &StoreContext) -> Result<(), u16> {
+        let origin = Origin {
+            kind: "DicomProtocol",
+            remote_ip: Some(ctx.remote_ip.clone()),
+            remote_aet: Some(ctx.calling_aet.clone()),
+            called_aet: Some(ctx.called_aet.clone()),
+            http_username: None,
+        };
+        let sent = futures_executor::block_on(self.ingest.send(StoreInstance {
+            data: Arc::new(file),
+            origin,
+        }));
+        match sent {
+            Ok(Ok(stored)) if stored.status != StoreStatus::FilteredOut => Ok(()),
+            Ok(Ok(_)) => Err(OUT_OF_RESOURCES),
+            Ok(Err(IngestError::BadFileFormat(e))) => {
+                tracing::warn!("C-STORE of a bad file from {}: {e}", ctx.calling_aet);
+                Err(CANNOT_UNDERSTAND)
+            }
+            Ok(Err(IngestError::Index(IndexError::FullStorage))) => Err(OUT_OF_RESOURCES),
+            Ok(Err(e)) => {
+                tracing::error!("C-STORE from {} failed: {e}", ctx.calling_aet);
+                Err(OUT_OF_RESOURCES)
+            }
+            Err(e) => {
+                tracing::error!("the ingestion is not available: {e}");
+                Err(OUT_OF_RESOURCES)
+            }
+        }
+    }
+}
+
+/// A running DICOM server; stops accepting when dropped.
+pub struct DicomServer {
+    pub port: u16,
+    stop: Arc<AtomicBool>,
+}
+
+impl DicomServer {
+    /// Binds `port` (0 = any free port) and serves on a dedicated thread.
+    pub fn start(
+        port: u16,
+        config: ScpConfig,
+        ingest: Addr<IngestActor>,
+    ) -> std::io::Result<DicomServer> {
+        let listener = TcpListener::bind(("0.0.0.0", port))?;
+        let port = listener.local_addr()?.port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (flag, handler) = (stop.clone(), Arc::new(IngestHandler { ingest }));
+        std::thread::Builder::new()
+            .name("dicom-scp".into())
+            .spawn(move || dimse::serve(listener, Arc::new(config), handler, flag))?;
+        Ok(DicomServer { port, stop })
+    }
+}
+
+impl Drop for DicomServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}

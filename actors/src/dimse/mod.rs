@@ -1,0 +1,14 @@
+//! DICOM network layer (C-ECHO and C-STORE, SCP and SCU) on top of the
+//! `dicom-ul` PDU codec; the DIMSE message layer is implemented here.
+
+pub mod command;
+pub mod conn;
+pub mod error;
+pub mod negotiate;
+pub mod part10;
+pub mod scp;
+pub mod scu;
+
+pub use error::DimseError;
+pub use scp::{serve, ScpConfig, StoreContext, StoreHandler};
+pub use scu::{echo, store, store_detailed, RemoteAe};
