@@ -269,6 +269,9 @@ async fn run(settings: Arc<Settings>, logs: Arc<LogLevels>) -> Result<Control> {
     drop(dicom);
     drop(changes);
     drop(state);
+    if let Err(e) = index::checkpoint(&settings.index_directory) {
+        tracing::warn!("final index checkpoint: {e}");
+    }
     Ok(control)
 }
 

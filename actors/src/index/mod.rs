@@ -97,18 +97,12 @@ async fn migrate(path: &Path) -> Result<(), IndexError> {
     conn.close().await.map_err(|e| m(&e))
 }
 
-fn start_checkpointer(conn: rusqlite::Connection) {
-    let spawned = std::thread::Builder::new()
-        .name("index-checkpoint".into())
-        .spawn(move || loop {
-            std::thread::sleep(Duration::from_millis(500));
-            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                tracing::warn!("index checkpoint failed: {e}");
-            }
-        });
-    if let Err(e) = spawned {
-        tracing::error!("cannot start the index checkpoint thread: {e}");
-    }
+/// Copies the WAL into the database and empties it (at shutdown, so that the next start
+/// does not replay it).
+pub fn checkpoint(dir: &Path) -> Result<(), IndexError> {
+    let conn = connect(&dir.join("index.sqlite"), false)?;
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    Ok(())
 }
 
 /// Opens the index in `dir` (creating and migrating it): the writer actor and a reader pool.
@@ -116,12 +110,7 @@ pub async fn open(dir: &Path, readers: usize) -> Result<(IndexWriter, IndexReade
     std::fs::create_dir_all(dir).map_err(|e| IndexError::Migration(e.to_string()))?;
     let path: PathBuf = dir.join("index.sqlite");
     migrate(&path).await?;
-    let writer_conn = connect(&path, false)?;
-    // Checkpoints copy the WAL into the database and fsync it: they run on their own thread
-    // and connection, so that no ingest waits for one.
-    writer_conn.execute_batch("PRAGMA wal_autocheckpoint = 0;")?;
-    start_checkpointer(connect(&path, false)?);
-    let writer = IndexActor::start(writer_conn);
+    let writer = IndexActor::start(connect(&path, false)?);
     let reader = IndexReader::open(&path, readers)?;
     Ok((writer, reader))
 }
