@@ -121,10 +121,22 @@ fn main() -> Result<()> {
         None => None,
     };
     let logs = Arc::new(LogLevels::init(cli.level, logfile));
+    // Ports chosen by the system (port 0) are kept across a `/tools/reset`.
+    let mut bound: Option<(u16, u16)> = None;
     loop {
-        let settings = Settings::load(cli.config.as_deref())?;
+        let mut settings = Settings::load(cli.config.as_deref())?;
         settings.validate()?;
-        let control = actix::System::new().block_on(run(Arc::new(settings), logs.clone()))?;
+        if let Some((http, dicom)) = bound {
+            if settings.http_port == 0 {
+                settings.http_port = http;
+            }
+            if settings.dicom_port == 0 {
+                settings.dicom_port = dicom;
+            }
+        }
+        let (control, http, dicom) =
+            actix::System::new().block_on(run(Arc::new(settings), logs.clone()))?;
+        bound = Some((http, dicom));
         if control == Control::Stop {
             tracing::info!("pacsnode has stopped");
             return Ok(());
@@ -160,7 +172,7 @@ fn private_dictionary(settings: &Settings) -> PrivateDictionary {
 }
 
 /// Starts everything, serves until asked to stop or restart, then stops in order.
-async fn run(settings: Arc<Settings>, logs: Arc<LogLevels>) -> Result<Control> {
+async fn run(settings: Arc<Settings>, logs: Arc<LogLevels>) -> Result<(Control, u16, u16)> {
     let storage = StorageArea::new(&settings.storage_directory, settings.sync_storage_area)
         .with_context(|| {
             format!(
@@ -272,7 +284,7 @@ async fn run(settings: Arc<Settings>, logs: Arc<LogLevels>) -> Result<Control> {
     if let Err(e) = index::checkpoint(&settings.index_directory) {
         tracing::warn!("final index checkpoint: {e}");
     }
-    Ok(control)
+    Ok((control, port, dicom_port))
 }
 
 async fn stop_signal() {

@@ -58,6 +58,7 @@ impl StoreHandler for IngestHandler {
 pub struct DicomServer {
     pub port: u16,
     stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl DicomServer {
@@ -71,15 +72,23 @@ impl DicomServer {
         let port = listener.local_addr()?.port();
         let stop = Arc::new(AtomicBool::new(false));
         let (flag, handler) = (stop.clone(), Arc::new(IngestHandler { ingest }));
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("dicom-scp".into())
             .spawn(move || dimse::serve(listener, Arc::new(config), handler, flag))?;
-        Ok(DicomServer { port, stop })
+        Ok(DicomServer {
+            port,
+            stop,
+            thread: Some(thread),
+        })
     }
 }
 
 impl Drop for DicomServer {
     fn drop(&mut self) {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        // The accept loop notices within milliseconds; wait for it so the port is free again.
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
