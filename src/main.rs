@@ -305,7 +305,9 @@ fn scp_config(settings: &Settings, runtime: &RuntimeState) -> ScpConfig {
     ScpConfig {
         aet: settings.dicom_aet.clone(),
         check_called_aet: settings.dicom_check_called_aet,
-        accepted_transfer_syntaxes: rest::tools::expand_syntaxes(&patterns),
+        accepted_transfer_syntaxes: pacsnode_actors::model::transfer_syntax::expand_syntaxes(
+            &patterns,
+        ),
         accept_unknown_sop_classes: settings.unknown_sop_class_accepted,
         max_pdu_length: settings.maximum_pdu_length,
         timeout: Duration::from_secs(settings.dicom_scp_timeout),

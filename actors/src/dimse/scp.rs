@@ -53,29 +53,12 @@ pub struct ScpConfig {
     pub max_associations: usize,
 }
 
-/// Transfer syntaxes accepted by [`ScpConfig::default`].
-pub const DEFAULT_TRANSFER_SYNTAXES: &[&str] = &[
-    "1.2.840.10008.1.2",
-    "1.2.840.10008.1.2.1",
-    "1.2.840.10008.1.2.1.99",
-    "1.2.840.10008.1.2.2",
-    "1.2.840.10008.1.2.4.50",
-    "1.2.840.10008.1.2.4.51",
-    "1.2.840.10008.1.2.4.57",
-    "1.2.840.10008.1.2.4.70",
-    "1.2.840.10008.1.2.4.80",
-    "1.2.840.10008.1.2.4.81",
-    "1.2.840.10008.1.2.4.90",
-    "1.2.840.10008.1.2.4.91",
-    "1.2.840.10008.1.2.5",
-];
-
 impl Default for ScpConfig {
     fn default() -> Self {
         ScpConfig {
             aet: "ORTHANC".into(),
             check_called_aet: false,
-            accepted_transfer_syntaxes: DEFAULT_TRANSFER_SYNTAXES
+            accepted_transfer_syntaxes: crate::model::transfer_syntax::KNOWN_SYNTAXES
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),

@@ -5,5 +5,6 @@ pub mod dicom;
 pub mod enums;
 pub mod ids;
 pub mod main_tags;
+pub mod transfer_syntax;
 
 pub use enums::{ChangeType, Level, MetadataType};
