@@ -135,7 +135,7 @@ impl IngestActor {
             .collect();
         let outcome = match self
             .index
-            .write_blocking(move |c| crate::index::write::store_instance(c, &req))
+            .write_blocking(move |c| crate::index::store_instance(c, &req))
         {
             Ok(o) => o,
             Err(e) => {

@@ -14,14 +14,16 @@
 //! same statements directly on the index threads.
 
 mod actor;
+mod log;
 pub mod read;
+mod store;
 pub mod write;
 
 pub use actor::{IndexActor, IndexWriter};
-pub use read::{AttachmentRow, ChangeRow, IndexReader, ResourceRow, Statistics};
-pub use write::{
-    DeleteOutcome, NewInstance, RemoteTable, StorageLimits, StoreOutcome, StoreStatus,
-};
+pub use log::ChangeRow;
+pub use read::{AttachmentRow, IndexReader, ResourceRow, Statistics};
+pub use store::{store_instance, NewInstance, StorageLimits, StoreOutcome, StoreStatus};
+pub use write::{DeleteOutcome, RemoteTable};
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
