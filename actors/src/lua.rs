@@ -447,10 +447,8 @@ fn table_to_json(lua: &Lua, t: &Table, keep_strings: bool, depth: usize) -> mlua
                 .collect(),
         ))
     } else {
-        // Keys sorted, as Orthanc's JSON library writes them.
-        let mut entries: Vec<(String, Json)> = map.into_iter().collect();
-        entries.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(Json::Object(entries.into_iter().collect()))
+        // serde_json's map keeps its keys sorted, as Orthanc's JSON library writes them.
+        Ok(Json::Object(map))
     }
 }
 

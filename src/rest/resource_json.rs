@@ -66,13 +66,7 @@ pub fn format_main_tags(stored: &Map<String, Value>, only: &[MainTag], format: T
             }
         };
     }
-    sort_object(out)
-}
-
-fn sort_object(m: Map<String, Value>) -> Value {
-    let mut entries: Vec<_> = m.into_iter().collect();
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
-    Value::Object(entries.into_iter().collect())
+    Value::Object(out)
 }
 
 fn metadata_value(meta: &[(i64, String, i64)], kind: MetadataType) -> Option<&str> {
@@ -187,7 +181,7 @@ pub fn expand_sync(
             out.insert(key.into(), json!(v));
         }
     }
-    Ok(sort_object(out))
+    Ok(Value::Object(out))
 }
 
 /// Orthanc's series status from ExpectedNumberOfInstances and the instances' IndexInSeries.

@@ -108,9 +108,26 @@ async fn load(
     } else {
         state.reader.header(row.id).await?
     };
-    let file = web::block(move || dicom::parse(&bytes, &ParseOptions::default()))
+    // The stored header stops before Pixel Data: put the element back (without its value),
+    // as Orthanc lists it.
+    let file_size = state
+        .reader
+        .attachments(row.id)
+        .await?
+        .into_iter()
+        .find(|a| a.file_type == 1)
+        .map(|a| a.uncompressed_size);
+    let truncated = !whole && file_size.is_some_and(|size| (bytes.len() as u64) < size);
+    let mut file = web::block(move || dicom::parse(&bytes, &ParseOptions::default()))
         .await?
         .map_err(|e| ApiError::new(OrthancCode::BadFileFormat, e.to_string()))?;
+    if truncated && file.dataset.get(dicom::parse::PIXEL_DATA).is_none() {
+        file.dataset.elements.push(dicom::Element {
+            tag: dicom::parse::PIXEL_DATA,
+            vr: dicom::VR::OW,
+            value: dicom::Value::Skipped { length: 0 },
+        });
+    }
     Ok((ts, file))
 }
 
