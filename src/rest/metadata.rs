@@ -369,7 +369,8 @@ async fn attachment_post(state: web::Data<AppState>, req: HttpRequest) -> ApiRes
     match req.match_info().get("op").unwrap_or_default() {
         "verify-md5" => {
             let bytes = read_file(&state, &row).await?;
-            if md5_hex(&bytes) != att.uncompressed_md5 {
+            let md5 = web::block(move || md5_hex(&bytes)).await?;
+            if md5 != att.uncompressed_md5 {
                 return Err(ApiError::new(
                     OrthancCode::CorruptedFile,
                     "The MD5 of the attachment does not match",

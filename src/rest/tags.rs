@@ -158,11 +158,8 @@ async fn instance_json(
     let whole = flag(req, "whole")?.unwrap_or(false);
     let (ts, file) = load(state, row, whole).await?;
     let opts = json_options(state, req, &ts);
-    Ok(dicom::to_orthanc_json(
-        &file.dataset,
-        to_format(format),
-        &opts,
-    ))
+    let format = to_format(format);
+    Ok(web::block(move || dicom::to_orthanc_json(&file.dataset, format, &opts)).await?)
 }
 
 async fn tags(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<Answer> {

@@ -159,7 +159,7 @@ async fn upload(
     {
         let boundary = multipart_boundary(&req)
             .ok_or_else(|| ApiError::bad_request("Missing multipart boundary"))?;
-        let parts = split_multipart(&body, &boundary);
+        let parts = web::block(move || split_multipart(&body, &boundary)).await?;
         let parts = match chunked_upload(&state, &req, parts, max)? {
             Some(parts) => parts,
             None => return Ok(Answer::Empty),
