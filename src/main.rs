@@ -15,7 +15,7 @@ mod rest;
 mod settings;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -25,11 +25,12 @@ use actix_web::{web, App, HttpServer};
 use anyhow::{Context, Result};
 use pacsnode_actors::changes::ChangesActor;
 use pacsnode_actors::dicom_scp::DicomServer;
-use pacsnode_actors::dimse::ScpConfig;
+use pacsnode_actors::dimse::{LiveSettings, ScpConfig};
 use pacsnode_actors::index::{self, IndexWriter, RemoteTable, StorageLimits};
 use pacsnode_actors::ingest::{IngestActor, IngestSettings};
 use pacsnode_actors::lua_actor::LuaActor;
 use pacsnode_actors::model::dicom::{Encoding, PrivateDictionary};
+use pacsnode_actors::model::transfer_syntax::expand_syntaxes;
 use pacsnode_actors::storage::StorageArea;
 use serde_json::Value;
 
@@ -191,8 +192,18 @@ async fn run(settings: Arc<Settings>, logs: Arc<LogLevels>) -> Result<(Control, 
         accepted_transfer_syntaxes: RwLock::new(transfer_syntax_patterns(
             &settings.accepted_transfer_syntaxes,
         )),
-        unknown_sop_class_accepted: AtomicBool::new(settings.unknown_sop_class_accepted),
+        scp: Arc::new(LiveSettings::default()),
     });
+    let patterns = transfer_syntax_patterns(&settings.accepted_transfer_syntaxes);
+    *runtime
+        .scp
+        .accepted_transfer_syntaxes
+        .write()
+        .unwrap_or_else(|e| e.into_inner()) = expand_syntaxes(&patterns);
+    runtime
+        .scp
+        .accept_unknown_sop_classes
+        .store(settings.unknown_sop_class_accepted, Ordering::Relaxed);
     let lua = LuaActor::start(lua_scripts(&settings));
     let ingest = IngestActor::start(
         storage.clone(),
@@ -297,21 +308,20 @@ async fn stop_signal() {
 }
 
 fn scp_config(settings: &Settings, runtime: &RuntimeState) -> ScpConfig {
-    let patterns = runtime
-        .accepted_transfer_syntaxes
-        .read()
-        .map(|p| p.clone())
-        .unwrap_or_default();
+    let live = runtime.scp.clone();
     ScpConfig {
         aet: settings.dicom_aet.clone(),
         check_called_aet: settings.dicom_check_called_aet,
-        accepted_transfer_syntaxes: pacsnode_actors::model::transfer_syntax::expand_syntaxes(
-            &patterns,
-        ),
-        accept_unknown_sop_classes: settings.unknown_sop_class_accepted,
+        accepted_transfer_syntaxes: live
+            .accepted_transfer_syntaxes
+            .read()
+            .map(|v| v.clone())
+            .unwrap_or_default(),
+        accept_unknown_sop_classes: live.accept_unknown_sop_classes.load(Ordering::Relaxed),
         max_pdu_length: settings.maximum_pdu_length,
         timeout: Duration::from_secs(settings.dicom_scp_timeout),
         max_associations: settings.dicom_threads_count.max(1),
+        live: Some(live),
     }
 }
 

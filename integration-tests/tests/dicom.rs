@@ -102,3 +102,40 @@ fn dcmtk_storescu_and_echoscu() {
         .output();
     assert_eq!(server.get("/statistics")["CountInstances"], 1);
 }
+
+#[test]
+fn accepted_transfer_syntaxes_apply_to_new_associations() {
+    let Some(mut refused) = dcmtk("storescu") else {
+        eprintln!("DCMTK is not installed: skipped (CI installs it)");
+        return;
+    };
+    let server = Server::start(json!({}));
+    let port = server.dicom_port.to_string();
+    let f = Fixture::new("syntaxes", 1);
+    let path = server.dir.path().join("explicit.dcm");
+    std::fs::write(&path, f.dicom()).unwrap();
+    let jpeg = br#"["1.2.840.10008.1.2.4.50"]"#;
+    let (status, list) = server.send("PUT", "/tools/accepted-transfer-syntaxes", jpeg, &[]);
+    assert_eq!((status, list), (200, json!(["1.2.840.10008.1.2.4.50"])));
+    // Only JPEG Baseline is accepted now: an uncompressed file has no presentation context.
+    let _ = refused
+        .args(["-R", "-aec", "ORTHANC", "127.0.0.1", &port])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(server.get("/statistics")["CountInstances"], 0);
+    server.send(
+        "PUT",
+        "/tools/accepted-transfer-syntaxes",
+        br#"["1.2.840.10008.1.*"]"#,
+        &[],
+    );
+    let ok = dcmtk("storescu")
+        .unwrap()
+        .args(["-R", "-aec", "ORTHANC", "127.0.0.1", &port])
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    assert_eq!(server.get("/statistics")["CountInstances"], 1);
+}

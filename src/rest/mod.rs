@@ -24,11 +24,11 @@ pub mod tags;
 pub mod tools;
 pub mod upload;
 
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, RwLock};
 
 use actix::Addr;
 use actix_web::web;
+use pacsnode_actors::dimse::LiveSettings;
 use pacsnode_actors::index::{IndexReader, IndexWriter};
 use pacsnode_actors::ingest::IngestActor;
 use pacsnode_actors::lua_actor::LuaActor;
@@ -41,8 +41,10 @@ use crate::settings::Settings;
 /// Settings that REST calls can change until the next restart.
 pub struct RuntimeState {
     pub default_encoding: Arc<RwLock<Encoding>>,
+    /// The `AcceptedTransferSyntaxes` patterns, as given.
     pub accepted_transfer_syntaxes: RwLock<Vec<String>>,
-    pub unknown_sop_class_accepted: AtomicBool,
+    /// What the DICOM server negotiates with (expanded syntaxes, unknown SOP classes).
+    pub scp: Arc<LiveSettings>,
 }
 
 /// What every handler can reach.

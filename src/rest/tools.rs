@@ -111,6 +111,13 @@ async fn put_syntaxes(state: web::Data<AppState>, body: web::Bytes) -> ApiResult
         Ok(Value::String(s)) => vec![s],
         _ => vec![body_text(&body)],
     };
+    let expanded = expand_syntaxes(&patterns);
+    *state
+        .runtime
+        .scp
+        .accepted_transfer_syntaxes
+        .write()
+        .unwrap_or_else(|e| e.into_inner()) = expanded;
     *state
         .runtime
         .accepted_transfer_syntaxes
@@ -122,7 +129,8 @@ async fn put_syntaxes(state: web::Data<AppState>, body: web::Bytes) -> ApiResult
 async fn get_unknown_sop(state: web::Data<AppState>) -> Answer {
     let on = state
         .runtime
-        .unknown_sop_class_accepted
+        .scp
+        .accept_unknown_sop_classes
         .load(Ordering::Relaxed);
     Answer::Text(if on { "1" } else { "0" }.into())
 }
@@ -140,7 +148,8 @@ async fn put_unknown_sop(state: web::Data<AppState>, body: web::Bytes) -> ApiRes
     };
     state
         .runtime
-        .unknown_sop_class_accepted
+        .scp
+        .accept_unknown_sop_classes
         .store(on, Ordering::Relaxed);
     Ok(Answer::Empty)
 }

@@ -51,6 +51,18 @@ pub struct ScpConfig {
     /// slot frees up, for at most `timeout` (5 s if zero); then it is refused
     /// with a transient A-ASSOCIATE-RJ "local limit exceeded".
     pub max_associations: usize,
+    /// Settings changed at run time (`/tools/accepted-transfer-syntaxes`,
+    /// `/tools/unknown-sop-class-accepted`): when set, they replace the two fields above for
+    /// every new association.
+    pub live: Option<Arc<LiveSettings>>,
+}
+
+/// The negotiation settings that REST calls can change while the SCP runs.
+#[derive(Debug, Default)]
+pub struct LiveSettings {
+    /// Explicit transfer syntax UIDs (already expanded from wildcards).
+    pub accepted_transfer_syntaxes: std::sync::RwLock<Vec<String>>,
+    pub accept_unknown_sop_classes: std::sync::atomic::AtomicBool,
 }
 
 impl Default for ScpConfig {
@@ -66,6 +78,7 @@ impl Default for ScpConfig {
             max_pdu_length: 16384,
             timeout: Duration::from_secs(30),
             max_associations: 4,
+            live: None,
         }
     }
 }
@@ -203,6 +216,21 @@ fn run_association(
             return conn.abort();
         }
         Err(e) => return debug!("DICOM SCP: {peer}: no association request: {e}"),
+    };
+    let current;
+    let config = match &config.live {
+        Some(live) => {
+            let mut c = config.clone();
+            if let Ok(ts) = live.accepted_transfer_syntaxes.read() {
+                c.accepted_transfer_syntaxes = ts.clone();
+            }
+            c.accept_unknown_sop_classes = live
+                .accept_unknown_sop_classes
+                .load(std::sync::atomic::Ordering::Relaxed);
+            current = c;
+            &current
+        }
+        None => config,
     };
     let contexts = match negotiate(&rq, config) {
         Decision::Reject { rj, reason } => {
