@@ -159,3 +159,50 @@ fn walk(dir: &std::path::Path) -> Vec<String> {
     }
     out
 }
+
+#[test]
+fn raw_frames_and_content() {
+    let server = Server::start(json!({}));
+    let f = Fixture::new("frames", 1);
+    server.post("/instances", &f.dicom());
+    let id = &f.ids()[3];
+    let resp = ureq::get(&server.url(&format!("/instances/{id}/frames/0/raw")))
+        .call()
+        .unwrap();
+    assert_eq!(
+        resp.header("content-type"),
+        Some("application/octet-stream")
+    );
+    let mut frame = Vec::new();
+    std::io::Read::read_to_end(&mut resp.into_reader(), &mut frame).unwrap();
+    assert_eq!(frame, vec![7u8; 32]);
+    assert_eq!(
+        server.status("GET", &format!("/instances/{id}/frames/1/raw")),
+        404
+    );
+    assert_eq!(
+        server
+            .send(
+                "GET",
+                &format!("/instances/{id}/content/0010-0010"),
+                b"",
+                &[]
+            )
+            .1,
+        json!(f.patient_name)
+    );
+    assert_eq!(
+        server
+            .send(
+                "GET",
+                &format!("/instances/{id}/content/0010,0020"),
+                b"",
+                &[]
+            )
+            .1,
+        json!(f.patient_id)
+    );
+    let tags = server.get(&format!("/instances/{id}/tags"));
+    assert_eq!(tags["7fe0,0010"]["Name"], "PixelData");
+    assert_eq!(tags["0010,0010"]["Value"], f.patient_name);
+}

@@ -12,6 +12,7 @@ pub mod bulk;
 pub mod changes;
 pub mod error;
 pub mod find;
+pub mod frames;
 pub mod metadata;
 pub mod middleware;
 pub mod modalities;
@@ -72,6 +73,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     bulk::configure(cfg);
     changes::configure(cfg);
     find::configure(cfg);
+    frames::configure(cfg);
     modalities::configure(cfg);
     remotes::configure(cfg);
     upload::configure(cfg);
