@@ -20,4 +20,5 @@ pub mod ingest;
 pub mod lua;
 pub mod lua_actor;
 pub mod model;
+pub mod preview;
 pub mod storage;

@@ -22,6 +22,7 @@ pub enum OrthancCode {
     BadFileFormat,
     UnknownResource,
     FullStorage,
+    IncompatibleImageFormat,
     CorruptedFile,
     DatabaseUnavailable,
     Database,
@@ -45,6 +46,7 @@ impl OrthancCode {
             OrthancCode::BadFileFormat => (15, 400, "Bad file format"),
             OrthancCode::UnknownResource => (17, 404, "Unknown resource"),
             OrthancCode::FullStorage => (19, 507, "The file storage is full"),
+            OrthancCode::IncompatibleImageFormat => (23, 415, "Incompatible format of the images"),
             OrthancCode::CorruptedFile => (20, 500, "Corrupted file (e.g. inconsistent MD5 hash)"),
             OrthancCode::DatabaseUnavailable => (36, 503, "The database is currently not available (probably a transient situation)"),
             OrthancCode::Revision => (

@@ -13,6 +13,7 @@ pub mod changes;
 pub mod error;
 pub mod find;
 pub mod frames;
+pub mod images;
 pub mod metadata;
 pub mod middleware;
 pub mod modalities;
@@ -56,6 +57,7 @@ pub struct AppState {
     pub ingest: Addr<IngestActor>,
     pub storage: StorageArea,
     pub lua: Addr<LuaActor>,
+    pub preview: Addr<pacsnode_actors::preview::PreviewActor>,
     pub logs: Arc<LogLevels>,
     pub runtime: Arc<RuntimeState>,
     pub dictionary: Arc<PrivateDictionary>,
@@ -74,6 +76,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     changes::configure(cfg);
     find::configure(cfg);
     frames::configure(cfg);
+    images::configure(cfg);
     modalities::configure(cfg);
     remotes::configure(cfg);
     upload::configure(cfg);
