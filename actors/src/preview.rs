@@ -97,6 +97,24 @@ fn decode(file: &[u8], frame: u32) -> Result<Frame, PreviewError> {
     if frame >= frames.max(1) {
         return Err(PreviewError::NoFrame(frame));
     }
+    let native = matches!(
+        obj.meta().transfer_syntax().trim_end_matches('\0'),
+        "1.2.840.10008.1.2"
+            | "1.2.840.10008.1.2.1"
+            | "1.2.840.10008.1.2.2"
+            | "1.2.840.10008.1.2.1.99"
+    );
+    let photometric = obj
+        .element(dicom_dictionary_std::tags::PHOTOMETRIC_INTERPRETATION)
+        .ok()
+        .and_then(|e| e.to_str().ok().map(|s| s.trim().to_string()))
+        .unwrap_or_default();
+    // As Orthanc without the GDCM plugin: palettes and native YCbCr are not rendered.
+    if photometric == "PALETTE COLOR" || (native && photometric.starts_with("YBR")) {
+        return Err(PreviewError::Unsupported(format!(
+            "photometric interpretation {photometric}"
+        )));
+    }
     let decoded = obj.decode_pixel_data_frame(frame).map_err(|e| err(&e))?;
     let data = decoded.frame_data(0).map_err(|e| err(&e))?;
     let (bits, samples) = (decoded.bits_allocated(), decoded.samples_per_pixel());
@@ -147,6 +165,11 @@ pub fn render(
             "{} samples per pixel",
             f.samples
         )));
+    }
+    if f.samples == 3 && kind != ImageKind::Preview {
+        return Err(PreviewError::Unsupported(
+            "only the preview of a color image can be computed".into(),
+        ));
     }
     let (min, max) = (
         f.values.iter().copied().min().unwrap_or(0),

@@ -29,6 +29,7 @@ pub enum OrthancCode {
     Revision,
     ForbiddenAccess,
     CannotExecuteLua,
+    NotAcceptable,
 }
 
 impl OrthancCode {
@@ -56,6 +57,11 @@ impl OrthancCode {
             ),
             OrthancCode::ForbiddenAccess => (45, 403, "Access to a resource is forbidden"),
             OrthancCode::CannotExecuteLua => (2031, 500, "Cannot execute a Lua command"),
+            OrthancCode::NotAcceptable => (
+                34,
+                406,
+                "Cannot send a response which is acceptable according to the Accept HTTP header",
+            ),
         }
     }
 }

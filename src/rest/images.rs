@@ -33,6 +33,23 @@ fn format_of(req: &HttpRequest) -> ApiResult<ImageFormat> {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_ascii_lowercase();
+    let known = [
+        "image/png",
+        "image/jpeg",
+        "image/x-portable-arbitrarymap",
+        "image/*",
+        "*/*",
+    ];
+    let acceptable = accept.trim().is_empty()
+        || accept
+            .split(',')
+            .any(|t| known.iter().any(|k| t.trim().starts_with(k)));
+    if !acceptable {
+        return Err(ApiError::new(
+            OrthancCode::NotAcceptable,
+            format!("Cannot produce an image for: {accept}"),
+        ));
+    }
     if accept.contains("image/jpeg") {
         let quality = match arg(req, "quality") {
             Some(q) => q
