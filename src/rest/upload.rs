@@ -216,6 +216,13 @@ fn chunked_upload(
         return Err(too_large());
     }
     let mut chunks = state.chunks.lock().unwrap_or_else(|e| e.into_inner());
+    // All the files being uploaded in chunks together stay under the maximum body size.
+    let buffered: u64 = chunks.values().map(|b| b.len() as u64).sum();
+    let incoming: u64 = parts.iter().map(|p| p.len() as u64).sum();
+    if buffered + incoming > max || (chunks.len() >= 64 && !chunks.contains_key(&name)) {
+        chunks.remove(&name);
+        return Err(too_large());
+    }
     let buffer = chunks.entry(name.clone()).or_default();
     for part in parts {
         buffer.extend_from_slice(&part);
