@@ -3,14 +3,13 @@
 
 use std::sync::Arc;
 
-use actix_web::http::header;
 use actix_web::{web, HttpRequest};
 use pacsnode_actors::preview::{ImageFormat, ImageKind, PreviewError, RenderFrame};
 
 use super::error::{ApiError, ApiResult, OrthancCode};
 use super::middleware::not_allowed;
 use super::resources::lookup;
-use super::respond::{arg, Answer};
+use super::respond::{accept_of, arg, Answer};
 use super::tags::read_file;
 use super::AppState;
 
@@ -27,12 +26,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 fn format_of(req: &HttpRequest) -> ApiResult<ImageFormat> {
-    let accept = req
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
+    let accept = accept_of(&req);
     let known = [
         "image/png",
         "image/jpeg",

@@ -103,6 +103,15 @@ fn write_xml(out: &mut String, name: &str, v: &Value, depth: usize) {
     }
 }
 
+/// The `Accept` header, lowercase ("" when absent).
+pub fn accept_of(req: &HttpRequest) -> String {
+    req.headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase()
+}
+
 /// Reads a boolean GET argument as Orthanc does: present without value means true.
 pub fn flag(req: &HttpRequest, name: &str) -> Result<Option<bool>, super::error::ApiError> {
     for (k, v) in query_pairs(req) {

@@ -16,7 +16,7 @@ use super::error::{ApiError, ApiResult, OrthancCode};
 use super::middleware::not_allowed;
 use super::resource_json::TagFormat;
 use super::resources::lookup;
-use super::respond::{arg, flag, Answer};
+use super::respond::{accept_of, arg, flag, Answer};
 use super::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -213,12 +213,7 @@ async fn content(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<Answ
 
 async fn file(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<HttpResponse> {
     let row = lookup(&state, &req).await?;
-    let accept = req
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
+    let accept = accept_of(&req);
     let bytes = read_file(&state, &row).await?;
     let wants_json =
         accept.contains("application/dicom+json") || accept.contains("application/json");
