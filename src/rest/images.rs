@@ -26,7 +26,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 fn format_of(req: &HttpRequest) -> ApiResult<ImageFormat> {
-    let accept = accept_of(&req);
+    let accept = accept_of(req);
     let known = [
         "image/png",
         "image/jpeg",

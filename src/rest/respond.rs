@@ -32,14 +32,8 @@ impl Responder for Answer {
 }
 
 fn wants_xml(req: &HttpRequest) -> bool {
-    req.headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| {
-            let a = a.to_ascii_lowercase();
-            (a.contains("application/xml") || a.contains("text/xml"))
-                && !a.contains("application/json")
-        })
+    let a = accept_of(req);
+    (a.contains("application/xml") || a.contains("text/xml")) && !a.contains("application/json")
 }
 
 /// Renders a JSON value as JSON or as Orthanc's XML.
