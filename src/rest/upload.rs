@@ -176,11 +176,18 @@ async fn upload(
         );
         let entries = web::block(move || unzip(&body, limit, ratio)).await??;
         let mut answers = Vec::new();
-        for entry in entries {
+        for (name, entry) in entries {
             match store(&state, entry, origin.clone()).await {
                 Ok(stored) => answers.push(answer_of(&stored)),
+                // The good entries are stored; the others are reported, as Orthanc's
+                // `Failure` status (no ID), with the entry and the reason.
                 Err(e) if e.code == OrthancCode::BadFileFormat => {
-                    tracing::info!("skipping a ZIP entry: {e}")
+                    tracing::info!("ZIP entry {name} not stored: {e}");
+                    answers.push(json!({
+                        "Status": "Failure",
+                        "Filename": name,
+                        "Details": e.details.clone().unwrap_or_default(),
+                    }));
                 }
                 Err(e) => return Err(e),
             }
@@ -235,7 +242,7 @@ fn chunked_upload(
 }
 
 /// Extracts the files of a ZIP, bounding the total uncompressed size and the ratio.
-fn unzip(data: &[u8], max_total: u64, max_ratio: u64) -> ApiResult<Vec<Vec<u8>>> {
+fn unzip(data: &[u8], max_total: u64, max_ratio: u64) -> ApiResult<Vec<(String, Vec<u8>)>> {
     let bad =
         |e: String| ApiError::new(OrthancCode::BadFileFormat, format!("Bad ZIP archive: {e}"));
     let mut archive =
@@ -268,7 +275,7 @@ fn unzip(data: &[u8], max_total: u64, max_ratio: u64) -> ApiResult<Vec<Vec<u8>>>
         }
         total += buf.len() as u64;
         if !buf.is_empty() {
-            out.push(buf);
+            out.push((name, buf));
         }
     }
     Ok(out)
