@@ -47,12 +47,11 @@ fn kill9_during_concurrent_ingest_loses_no_acknowledged_instance() {
     );
     for f in &acked {
         let id = &f.ids()[3];
-        let (status, body) = server.send("GET", &format!("/instances/{id}/file"), b"", &[]);
         assert_eq!(
-            status, 200,
+            server.status("GET", &format!("/instances/{id}/file")),
+            200,
             "acknowledged instance {id} is missing after kill -9"
         );
-        drop(body);
         assert_eq!(
             server.get(&format!("/instances/{id}/simplified-tags"))["SOPInstanceUID"],
             f.sop_uid
