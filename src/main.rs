@@ -136,7 +136,7 @@ fn main() -> Result<()> {
             }
         }
         let (control, http, dicom) =
-            actix::System::new().block_on(run(Arc::new(settings), logs.clone()))?;
+            actix::System::new().block_on(run(Startup::load(settings)?, logs.clone()))?;
         bound = Some((http, dicom));
         if control == Control::Stop {
             tracing::info!("pacsnode has stopped");
@@ -172,15 +172,40 @@ fn private_dictionary(settings: &Settings) -> PrivateDictionary {
     dict
 }
 
+/// What is read from the disk before the actors start (outside the async runtime).
+struct Startup {
+    settings: Arc<Settings>,
+    storage: StorageArea,
+    dictionary: PrivateDictionary,
+    lua_scripts: Vec<String>,
+}
+
+impl Startup {
+    fn load(settings: Settings) -> Result<Startup> {
+        let storage = StorageArea::new(&settings.storage_directory, settings.sync_storage_area)
+            .with_context(|| {
+                format!(
+                    "cannot open the storage area {}",
+                    settings.storage_directory.display()
+                )
+            })?;
+        Ok(Startup {
+            dictionary: private_dictionary(&settings),
+            lua_scripts: lua_scripts(&settings),
+            storage,
+            settings: Arc::new(settings),
+        })
+    }
+}
+
 /// Starts everything, serves until asked to stop or restart, then stops in order.
-async fn run(settings: Arc<Settings>, logs: Arc<LogLevels>) -> Result<(Control, u16, u16)> {
-    let storage = StorageArea::new(&settings.storage_directory, settings.sync_storage_area)
-        .with_context(|| {
-            format!(
-                "cannot open the storage area {}",
-                settings.storage_directory.display()
-            )
-        })?;
+async fn run(startup: Startup, logs: Arc<LogLevels>) -> Result<(Control, u16, u16)> {
+    let Startup {
+        settings,
+        storage,
+        dictionary,
+        lua_scripts,
+    } = startup;
     let (writer, reader) = index::open(&settings.index_directory, 8)
         .await
         .context("cannot open the index")?;
@@ -204,7 +229,7 @@ async fn run(settings: Arc<Settings>, logs: Arc<LogLevels>) -> Result<(Control, 
         .scp
         .accept_unknown_sop_classes
         .store(settings.unknown_sop_class_accepted, Ordering::Relaxed);
-    let lua = LuaActor::start(lua_scripts(&settings));
+    let lua = LuaActor::start(lua_scripts);
     let ingest = IngestActor::start(
         storage.clone(),
         writer.clone(),
@@ -242,7 +267,7 @@ async fn run(settings: Arc<Settings>, logs: Arc<LogLevels>) -> Result<(Control, 
         preview: pacsnode_actors::preview::PreviewActor::start(2),
         logs,
         runtime,
-        dictionary: Arc::new(private_dictionary(&settings)),
+        dictionary: Arc::new(dictionary),
         control: control_tx,
         chunks: Default::default(),
     });
@@ -293,7 +318,9 @@ async fn run(settings: Arc<Settings>, logs: Arc<LogLevels>) -> Result<(Control, 
     drop(dicom);
     drop(changes);
     drop(state);
-    if let Err(e) = index::checkpoint(&settings.index_directory) {
+    let dir = settings.index_directory.clone();
+    let checkpoint = tokio::task::spawn_blocking(move || index::checkpoint(&dir)).await;
+    if let Ok(Err(e)) = checkpoint {
         tracing::warn!("final index checkpoint: {e}");
     }
     Ok((control, port, dicom_port))

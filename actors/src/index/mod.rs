@@ -109,10 +109,19 @@ pub fn checkpoint(dir: &Path) -> Result<(), IndexError> {
 
 /// Opens the index in `dir` (creating and migrating it): the writer actor and a reader pool.
 pub async fn open(dir: &Path, readers: usize) -> Result<(IndexWriter, IndexReader), IndexError> {
-    std::fs::create_dir_all(dir).map_err(|e| IndexError::Migration(e.to_string()))?;
+    let folder = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || std::fs::create_dir_all(folder))
+        .await
+        .map_err(|e| IndexError::Migration(e.to_string()))?
+        .map_err(|e| IndexError::Migration(e.to_string()))?;
     let path: PathBuf = dir.join("index.sqlite");
     migrate(&path).await?;
-    let writer = IndexActor::start(connect(&path, false)?);
-    let reader = IndexReader::open(&path, readers)?;
-    Ok((writer, reader))
+    // Opening SQLite connections blocks: off the async thread too.
+    tokio::task::spawn_blocking(move || {
+        let writer = IndexActor::start(connect(&path, false)?);
+        let reader = IndexReader::open(&path, readers)?;
+        Ok((writer, reader))
+    })
+    .await
+    .map_err(|_| IndexError::Unavailable)?
 }
