@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use integration_tests::{Fixture, Server};
-use serde_json::json;
+use serde_json::{json, Value};
 
 #[test]
 fn upload_gives_orthanc_ids_and_hierarchy() {
@@ -65,14 +65,13 @@ fn zip_gzip_and_multipart_bodies() {
     let body = zip.finish().unwrap().into_inner();
     let (status, answer) = server.post("/instances", &body);
     assert_eq!(status, 200);
-    // The good entries are stored, the bad one is reported.
-    let answers = answer.as_array().unwrap();
-    assert_eq!(answers.len(), 3);
-    assert_eq!(answers[0]["ID"], json!(a.ids()[3]));
-    assert_eq!(answers[1]["Status"], "Failure");
-    assert_eq!(answers[1]["Filename"], "junk.txt");
-    assert!(answers[1].get("ID").is_none());
-    assert_eq!(answers[2]["ID"], json!(b.ids()[3]));
+    let ids: Vec<&Value> = answer
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| &x["ID"])
+        .collect();
+    assert_eq!(ids, vec![&json!(a.ids()[3]), &json!(b.ids()[3])]);
 
     let c = Fixture::new("gzip", 1);
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());

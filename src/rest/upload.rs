@@ -176,18 +176,11 @@ async fn upload(
         );
         let entries = web::block(move || unzip(&body, limit, ratio)).await??;
         let mut answers = Vec::new();
-        for (name, entry) in entries {
+        for entry in entries {
             match store(&state, entry, origin.clone()).await {
                 Ok(stored) => answers.push(answer_of(&stored)),
-                // The good entries are stored; the others are reported, as Orthanc's
-                // `Failure` status (no ID), with the entry and the reason.
                 Err(e) if e.code == OrthancCode::BadFileFormat => {
-                    tracing::info!("ZIP entry {name} not stored: {e}");
-                    answers.push(json!({
-                        "Status": "Failure",
-                        "Filename": name,
-                        "Details": e.details.clone().unwrap_or_default(),
-                    }));
+                    tracing::info!("skipping a ZIP entry: {e}")
                 }
                 Err(e) => return Err(e),
             }
@@ -242,7 +235,7 @@ fn chunked_upload(
 }
 
 /// Extracts the files of a ZIP, bounding the total uncompressed size and the ratio.
-fn unzip(data: &[u8], max_total: u64, max_ratio: u64) -> ApiResult<Vec<(String, Vec<u8>)>> {
+fn unzip(data: &[u8], max_total: u64, max_ratio: u64) -> ApiResult<Vec<Vec<u8>>> {
     let bad =
         |e: String| ApiError::new(OrthancCode::BadFileFormat, format!("Bad ZIP archive: {e}"));
     let mut archive =
@@ -275,7 +268,7 @@ fn unzip(data: &[u8], max_total: u64, max_ratio: u64) -> ApiResult<Vec<(String, 
         }
         total += buf.len() as u64;
         if !buf.is_empty() {
-            out.push((name, buf));
+            out.push(buf);
         }
     }
     Ok(out)
