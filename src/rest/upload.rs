@@ -176,11 +176,13 @@ async fn upload(
         );
         let entries = web::block(move || unzip(&body, limit, ratio)).await??;
         let mut answers = Vec::new();
-        for entry in entries {
+        for (name, entry) in entries {
             match store(&state, entry, origin.clone()).await {
                 Ok(stored) => answers.push(answer_of(&stored)),
+                // The good entries are stored; the others go to the log, not to the answer:
+                // Orthanc's clients (and its test suite) expect one item per stored instance.
                 Err(e) if e.code == OrthancCode::BadFileFormat => {
-                    tracing::info!("skipping a ZIP entry: {e}")
+                    tracing::warn!("ZIP entry {name} not stored: {e}")
                 }
                 Err(e) => return Err(e),
             }
@@ -235,7 +237,7 @@ fn chunked_upload(
 }
 
 /// Extracts the files of a ZIP, bounding the total uncompressed size and the ratio.
-fn unzip(data: &[u8], max_total: u64, max_ratio: u64) -> ApiResult<Vec<Vec<u8>>> {
+fn unzip(data: &[u8], max_total: u64, max_ratio: u64) -> ApiResult<Vec<(String, Vec<u8>)>> {
     let bad =
         |e: String| ApiError::new(OrthancCode::BadFileFormat, format!("Bad ZIP archive: {e}"));
     let mut archive =
@@ -268,7 +270,7 @@ fn unzip(data: &[u8], max_total: u64, max_ratio: u64) -> ApiResult<Vec<Vec<u8>>>
         }
         total += buf.len() as u64;
         if !buf.is_empty() {
-            out.push(buf);
+            out.push((name, buf));
         }
     }
     Ok(out)
