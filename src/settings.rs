@@ -69,6 +69,16 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// `LimitFindInstances` for instances, `LimitFindResults` otherwise (0: no limit).
+    pub fn limit_find_results(&self, level: pacsnode_actors::model::Level) -> u64 {
+        let key = if level == pacsnode_actors::model::Level::Instance {
+            "LimitFindInstances"
+        } else {
+            "LimitFindResults"
+        };
+        self.raw.get(key).and_then(Value::as_u64).unwrap_or(0)
+    }
+
     /// Loads the defaults, then the user's file or folder (if any).
     pub fn load(path: Option<&Path>) -> Result<Settings> {
         let mut merged = match parse_json_text(DEFAULTS)? {

@@ -1,20 +1,20 @@
-//! `POST /tools/find`: the resources of a level whose main DICOM tags (or those of their
-//! ancestors) match a query, with DICOM matching rules (`pacsnode_actors::find`).
-
-use std::collections::HashMap;
+//! `POST /tools/find` and `POST /tools/count-resources`: the body is read into a
+//! [`FindQuery`] (actors' find engine), then each result is rendered as Orthanc does
+//! (`Expand`, `ResponseContent`, `RequestedTags`).
 
 use actix_web::web;
-use pacsnode_actors::find::{self, Constraint};
-use pacsnode_actors::index::{read, IndexError, ResourceRow};
-use pacsnode_actors::model::dicom::dictionary::parse_tag;
+use pacsnode_actors::find::{self, FindQuery, LabelsConstraint, OrderBy, OrderKey};
+use pacsnode_actors::index::{read, IndexError};
+use pacsnode_actors::model::main_tags::TagNum;
 use pacsnode_actors::model::Level;
-use rusqlite::Connection;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
-use super::error::{ApiError, ApiResult, OrthancCode};
+use super::error::{ApiError, ApiResult};
+use super::metadata::metadata_number;
 use super::middleware::not_allowed;
-use super::resource_json::{expand_sync, TagFormat};
+use super::requested::parse_names;
 use super::respond::Answer;
+use super::response::{render_sync, Content};
 use super::tools::parse_json;
 use super::AppState;
 
@@ -23,7 +23,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/tools/find")
             .route(web::post().to(find))
             .default_service(not_allowed("POST")),
+    )
+    .service(
+        web::resource("/tools/count-resources")
+            .route(web::post().to(count))
+            .default_service(not_allowed("POST")),
     );
+}
+
+fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError::bad_request(msg.into())
 }
 
 fn number(body: &Value, key: &str) -> ApiResult<u64> {
@@ -31,129 +40,204 @@ fn number(body: &Value, key: &str) -> ApiResult<u64> {
         None | Some(Value::Null) => Ok(0),
         Some(v) => v
             .as_u64()
-            .ok_or_else(|| ApiError::bad_request(format!("\"{key}\" must be a positive integer"))),
+            .ok_or_else(|| bad(format!("Field \"{key}\" must be a positive integer"))),
     }
 }
 
-async fn find(state: web::Data<AppState>, body: web::Bytes) -> ApiResult<Answer> {
-    let body = parse_json(&body)?;
+fn strings<'a>(body: &'a Value, key: &str) -> ApiResult<Vec<&'a str>> {
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .ok_or_else(|| bad(format!("Field \"{key}\" must contain strings")))
+            })
+            .collect(),
+        Some(_) => Err(bad(format!("Field \"{key}\" must be an array of strings"))),
+    }
+}
+
+fn one_tag(name: &str) -> ApiResult<TagNum> {
+    Ok(parse_names([name])?
+        .first()
+        .copied()
+        .unwrap_or((0xffff, 0xffff)))
+}
+
+/// A parsed body: the query, and how to answer.
+struct Request {
+    query: FindQuery,
+    case_sensitive: Option<bool>,
+    content: Content,
+}
+
+async fn parse(state: &AppState, raw: &[u8]) -> ApiResult<Request> {
+    let body = parse_json(raw)?;
     if !body.is_object() {
-        return Err(ApiError::bad_request("The body must contain a JSON object"));
+        return Err(bad("The body must contain a JSON object"));
     }
     let level = body
         .get("Level")
         .and_then(Value::as_str)
-        .and_then(Level::parse)
-        .ok_or_else(|| {
-            ApiError::bad_request("Field \"Level\" is missing or is not a resource level")
-        })?;
-    let case_sensitive = body.get("CaseSensitive").and_then(Value::as_bool);
-    let case_sensitive_pn = state
-        .settings
-        .raw
-        .get("CaseSensitivePN")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    let mut constraints = Vec::new();
-    if let Some(query) = body.get("Query") {
-        let query = query
-            .as_object()
-            .ok_or_else(|| ApiError::bad_request("Field \"Query\" must be a JSON object"))?;
-        for (name, pattern) in query {
-            let tag = parse_tag(name)
-                .ok_or_else(|| ApiError::bad_request(format!("Unknown DICOM tag: {name}")))?;
-            let pattern = pattern.as_str().ok_or_else(|| {
-                ApiError::bad_request(format!("The value of {name} must be a string"))
-            })?;
-            let c = find::constraint(
-                level,
-                (tag.0, tag.1),
-                pattern,
-                case_sensitive,
-                case_sensitive_pn,
-            )
-            .map_err(|e| ApiError::new(OrthancCode::NotImplemented, e.to_string()))?;
-            constraints.push(c);
+        .and_then(|l| Level::parse(l).or_else(|| Level::from_plural(&l.to_lowercase())))
+        .ok_or_else(|| bad("Field \"Level\" is missing, or should be a resource level"))?;
+    let case_sensitive = match body.get("CaseSensitive") {
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(_) => return Err(bad("Field \"CaseSensitive\" must be a Boolean")),
+    };
+    let mut q = FindQuery::new(level);
+    match body.get("Query") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(query)) => {
+            for (name, pattern) in query {
+                let pattern = pattern.as_str().ok_or_else(|| {
+                    bad(format!("Tag \"{name}\" must be associated with a string"))
+                })?;
+                if !pattern.is_empty() {
+                    let tag = one_tag(name)?;
+                    let sensitive = case_sensitive.unwrap_or(false);
+                    q.constraints
+                        .push(find::constraint(level, tag, pattern, sensitive));
+                }
+            }
+        }
+        Some(_) => return Err(bad("Field \"Query\" must be a JSON object")),
+    }
+    match body.get("MetadataQuery") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(m)) => {
+            for (name, pattern) in m {
+                let kind = metadata_number(state, name)
+                    .ok_or_else(|| bad(format!("Unknown metadata: {name}")))?;
+                let pattern = pattern
+                    .as_str()
+                    .ok_or_else(|| bad("Field \"MetadataQuery\" must contain strings"))?;
+                q.metadata.push((kind, pattern.to_string()));
+            }
+        }
+        Some(_) => return Err(bad("Field \"MetadataQuery\" must be a JSON object")),
+    }
+    q.labels = strings(&body, "Labels")?
+        .into_iter()
+        .map(String::from)
+        .collect();
+    q.labels_constraint = match body.get("LabelsConstraint").map(|v| v.as_str()) {
+        None | Some(Some("All")) => LabelsConstraint::All,
+        Some(Some("Any")) => LabelsConstraint::Any,
+        Some(Some("None")) => LabelsConstraint::None,
+        _ => {
+            return Err(bad(
+                "Field \"LabelsConstraint\" must be \"All\", \"Any\", or \"None\"",
+            ))
+        }
+    };
+    q.since = number(&body, "Since")?;
+    q.limit = number(&body, "Limit")?;
+    if let Some(orders) = body.get("OrderBy") {
+        let orders = orders
+            .as_array()
+            .ok_or_else(|| bad("Field \"OrderBy\" must be an array"))?;
+        for o in orders {
+            let key = o.get("Key").and_then(Value::as_str).unwrap_or("");
+            let descending = match o.get("Direction").and_then(Value::as_str) {
+                Some("ASC") | None => false,
+                Some("DESC") => true,
+                Some(d) => return Err(bad(format!("Unknown OrderBy direction: {d}"))),
+            };
+            let key = match o.get("Type").and_then(Value::as_str) {
+                Some(t @ ("DicomTag" | "DicomTagAsInt")) => {
+                    let tag = one_tag(key)?;
+                    OrderKey::Tag {
+                        tag,
+                        source: find::source_of(level, tag),
+                        as_int: t == "DicomTagAsInt",
+                    }
+                }
+                Some(t @ ("Metadata" | "MetadataAsInt" | "MetadataAsFloat")) => {
+                    OrderKey::Metadata {
+                        kind: metadata_number(state, key)
+                            .ok_or_else(|| bad(format!("Unknown metadata: {key}")))?,
+                        as_float: t != "Metadata",
+                    }
+                }
+                _ => return Err(bad("Field \"OrderBy\": unknown \"Type\"")),
+            };
+            q.order_by.push(OrderBy { key, descending });
         }
     }
-    let (since, limit) = (number(&body, "Since")?, number(&body, "Limit")?);
-    let expand = body.get("Expand").and_then(Value::as_bool).unwrap_or(false);
-    let format = TagFormat::from_body(&body, TagFormat::Simplify);
+    for (key, parent_level) in [
+        ("ParentPatient", Level::Patient),
+        ("ParentStudy", Level::Study),
+        ("ParentSeries", Level::Series),
+    ] {
+        if let Some(id) = body.get(key) {
+            let id = id
+                .as_str()
+                .ok_or_else(|| bad(format!("Field \"{key}\" must be a string")))?;
+            let row = state.reader.resource(parent_level, id).await?;
+            q.parent = Some((row.id, parent_level));
+        }
+    }
+    let requested = parse_names(strings(&body, "RequestedTags")?)?;
+    let content = Content::from_body(&body, requested)?;
+    Ok(Request {
+        query: q,
+        case_sensitive,
+        content,
+    })
+}
+
+async fn find(state: web::Data<AppState>, body: web::Bytes) -> ApiResult<Answer> {
+    let req = parse(&state, &body).await?;
+    if req.case_sensitive == Some(true) && req.query.since > 0 {
+        return Err(bad("\"CaseSensitive\" cannot be combined with \"Since\""));
+    }
+    let (q, content) = (req.query, req.content);
+    let limit = state.settings.limit_find_results(q.level);
+    let st = state.clone();
     let out = state
         .reader
-        .with(move |c| run(c, level, &constraints, since, limit, expand, format))
+        .with(move |c| {
+            let mut q = q;
+            if limit > 0 && (q.limit == 0 || q.limit > limit) {
+                q.limit = limit;
+            }
+            let ids = find::execute(c, &q).map_err(find_error)?;
+            let mut out = Vec::with_capacity(ids.len());
+            for (id, public_id) in ids {
+                out.push(match &content {
+                    Content::Ids => json!(public_id),
+                    content => render_sync(c, &st, &read::resource_by_id(c, id)?, content)?,
+                });
+            }
+            Ok(Value::Array(out))
+        })
         .await?;
     Ok(Answer::Json(out))
 }
 
-fn run(
-    c: &Connection,
-    level: Level,
-    constraints: &[Constraint],
-    since: u64,
-    limit: u64,
-    expand: bool,
-    format: TagFormat,
-) -> Result<Value, IndexError> {
-    let mut stmt = c.prepare_cached("SELECT id FROM resources WHERE level = ? ORDER BY id")?;
-    let ids = stmt
-        .query_map([level as i64], |r| r.get::<_, i64>(0))?
-        .collect::<Result<Vec<i64>, _>>()?;
-    let mut cache: HashMap<i64, ResourceRow> = HashMap::new();
-    let (mut skipped, mut out) = (0u64, Vec::new());
-    // The highest level whose tags are needed (a study keeps a copy of its patient's tags).
-    let top = constraints
-        .iter()
-        .map(|k| {
-            if k.level == Level::Patient && level >= Level::Study {
-                Level::Study
-            } else {
-                k.level
-            }
-        })
-        .min()
-        .unwrap_or(level);
-    for id in ids {
-        let row = read::resource_by_id(c, id)?;
-        let mut chain = vec![row.clone()];
-        while chain.last().is_some_and(|r| r.level > top) {
-            let Some(parent) = chain.last().and_then(|r| r.parent_id) else {
-                break;
-            };
-            let p = match cache.get(&parent) {
-                Some(p) => p.clone(),
-                None => {
-                    let p = read::resource_by_id(c, parent)?;
-                    cache.insert(parent, p.clone());
-                    p
-                }
-            };
-            chain.push(p);
-        }
-        let tags_at = |l: Level| {
-            // A study keeps a copy of its patient's tags (as Orthanc's PatientMainDicomTags).
-            let l = if l == Level::Patient && level >= Level::Study {
-                Level::Study
-            } else {
-                l
-            };
-            chain.iter().find(|r| r.level == l).map(|r| &r.main_tags)
-        };
-        if !find::matches_all(constraints, tags_at) {
-            continue;
-        }
-        if skipped < since {
-            skipped += 1;
-            continue;
-        }
-        out.push(if expand {
-            expand_sync(c, &row, format)?
-        } else {
-            json!(row.public_id)
-        });
-        if limit > 0 && out.len() as u64 >= limit {
-            break;
-        }
+fn find_error(e: find::FindError) -> IndexError {
+    match e {
+        find::FindError::Index(e) => e,
+        find::FindError::BadQuery(m) => IndexError::BadRequest(m),
     }
-    Ok(Value::Array(out))
+}
+
+async fn count(state: web::Data<AppState>, body: web::Bytes) -> ApiResult<Answer> {
+    let req = parse(&state, &body).await?;
+    if req.case_sensitive == Some(true) {
+        return Err(bad(
+            "\"CaseSensitive\" is not allowed in /tools/count-resources",
+        ));
+    }
+    let q = req.query;
+    let n = state
+        .reader
+        .with(move |c| find::count(c, &q).map_err(find_error))
+        .await?;
+    let mut out = Map::new();
+    out.insert("Count".into(), json!(n));
+    Ok(Answer::Json(Value::Object(out)))
 }

@@ -62,7 +62,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// Resolves a metadata name (built-in, user-defined, or a number) to its number.
-fn metadata_number(state: &AppState, name: &str) -> Option<i64> {
+pub(crate) fn metadata_number(state: &AppState, name: &str) -> Option<i64> {
     if let Some(m) = MetadataType::from_orthanc_name(name) {
         return Some(m.number());
     }
@@ -72,7 +72,7 @@ fn metadata_number(state: &AppState, name: &str) -> Option<i64> {
     name.parse::<i64>().ok().filter(|n| *n > 0 && *n <= 65535)
 }
 
-fn metadata_name(state: &AppState, number: i64) -> String {
+pub(crate) fn metadata_name(state: &AppState, number: i64) -> String {
     if let Some(m) = MetadataType::from_number(number) {
         return m.orthanc_name().to_string();
     }

@@ -10,7 +10,6 @@ use serde_json::{json, Map, Value};
 
 use super::error::ApiResult;
 use super::respond::flag;
-use super::AppState;
 
 /// How DICOM tags are shown (`?simplify`, `?short`, `?full`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,32 +74,6 @@ fn metadata_value(meta: &[(i64, String, i64)], kind: MetadataType) -> Option<&st
         .map(|(_, v, _)| v.as_str())
 }
 
-/// The full JSON of one resource (all its queries in one trip to a reader thread).
-pub async fn expand(state: &AppState, row: &ResourceRow, format: TagFormat) -> ApiResult<Value> {
-    let row = row.clone();
-    Ok(state
-        .reader
-        .with(move |c| expand_sync(c, &row, format))
-        .await?)
-}
-
-/// The JSON of several resources, in one trip to a reader thread.
-pub async fn expand_all(
-    state: &AppState,
-    rows: Vec<ResourceRow>,
-    format: TagFormat,
-) -> ApiResult<Value> {
-    let list = state
-        .reader
-        .with(move |c| {
-            rows.iter()
-                .map(|r| expand_sync(c, r, format))
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .await?;
-    Ok(Value::Array(list))
-}
-
 /// Builds the JSON of a resource from the index. Blocking.
 pub fn expand_sync(
     c: &Connection,
@@ -117,13 +90,13 @@ pub fn expand_sync(
     );
     out.insert("Labels".into(), json!(read::labels(c, row.id)?));
     if let Some(parent) = row.parent_id {
-        let p = read::resource_by_id(c, parent)?;
+        let p = read::public_id_of(c, parent)?;
         let key = match row.level {
             Level::Study => "ParentPatient",
             Level::Series => "ParentStudy",
             _ => "ParentSeries",
         };
-        out.insert(key.into(), json!(p.public_id));
+        out.insert(key.into(), json!(p));
     }
     if let Some(child) = row.level.child() {
         let key = match child {

@@ -8,9 +8,12 @@ use serde_json::{json, Value};
 
 use super::error::{ApiError, ApiResult};
 use super::middleware::not_allowed;
-use super::resource_json::{expand, expand_all, expand_sync, TagFormat};
+use super::requested;
+use super::resource_json::TagFormat;
 use super::respond::{arg, flag, Answer};
+use super::response::{render_sync, Content};
 use super::AppState;
+use pacsnode_actors::model::main_tags::TagNum;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     // Literal prefixes per level (no regex on the first segment): these are the hot routes.
@@ -94,8 +97,11 @@ async fn list(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<Answer>
     let (since, limit) = (since.unwrap_or(0), limit.unwrap_or(0));
     if flag(&req, "expand")?.unwrap_or(false) {
         let format = TagFormat::from_request(&req, TagFormat::Simplify)?;
+        let requested = requested::from_request(&req)?;
         let rows = state.reader.list(level, since, limit).await?;
-        Ok(Answer::Json(expand_all(&state, rows, format).await?))
+        Ok(Answer::Json(
+            expand_rows(&state, rows, format, requested).await?,
+        ))
     } else {
         Ok(Answer::Json(json!(
             state.reader.list_ids(level, since, limit).await?
@@ -109,10 +115,15 @@ async fn get_one(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<Answ
         level_of(&req),
         req.match_info().get("id").unwrap_or_default().to_string(),
     );
+    let content = Content::Expand {
+        format,
+        requested: requested::from_request(&req)?,
+    };
+    let st = state.clone();
     let json = state
         .reader
         .with(move |c| match read::resource_by_public_id(c, &id)? {
-            Some(row) if row.level == level => expand_sync(c, &row, format),
+            Some(row) if row.level == level => render_sync(c, &st, &row, &content),
             _ => Err(IndexError::UnknownResource),
         })
         .await?;
@@ -208,7 +219,9 @@ async fn related(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<Answ
             let parent = current.parent_id.ok_or_else(ApiError::unknown_resource)?;
             current = state.reader.resource_by_id(parent).await?;
         }
-        return Ok(Answer::Json(expand(&state, &current, format).await?));
+        let requested = requested::from_request(&req)?;
+        let one = expand_rows(&state, vec![current], format, requested).await?;
+        return Ok(Answer::Json(one[0].clone()));
     }
     if target <= row.level {
         return Err(ApiError::unknown_resource());
@@ -220,5 +233,28 @@ async fn related(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<Answ
             .map(|r| r.public_id.clone())
             .collect::<Vec<_>>())));
     }
-    Ok(Answer::Json(expand_all(&state, rows, format).await?))
+    let requested = requested::from_request(&req)?;
+    Ok(Answer::Json(
+        expand_rows(&state, rows, format, requested).await?,
+    ))
+}
+
+/// The expanded JSON of resources (with `RequestedTags` when asked), in one reader trip.
+async fn expand_rows(
+    state: &web::Data<AppState>,
+    rows: Vec<ResourceRow>,
+    format: TagFormat,
+    requested: Vec<TagNum>,
+) -> ApiResult<Value> {
+    let content = Content::Expand { format, requested };
+    let st = state.clone();
+    let list = state
+        .reader
+        .with(move |c| {
+            rows.iter()
+                .map(|r| render_sync(c, &st, r, &content))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await?;
+    Ok(Value::Array(list))
 }

@@ -128,7 +128,7 @@ async fn system(state: web::Data<AppState>) -> Answer {
     }
     Answer::Json(json!({
         "ApiVersion": API_VERSION,
-        "Capabilities": { "HasExtendedChanges": true, "HasExtendedFind": false, "HasLabels": true },
+        "Capabilities": { "HasExtendedChanges": true, "HasExtendedFind": true, "HasLabels": true },
         "CheckRevisions": s.check_revisions,
         "DatabaseBackendPlugin": null,
         "DatabaseServerIdentifier": s.database_server_identifier,

@@ -81,6 +81,7 @@ pub(crate) fn connect(path: &Path, read_only: bool) -> Result<rusqlite::Connecti
          PRAGMA cache_size = -16000; PRAGMA temp_store = MEMORY; PRAGMA journal_size_limit = 67108864;",
     )?;
     conn.set_prepared_statement_cache_capacity(64);
+    crate::find::matching::register(&conn)?;
     Ok(conn)
 }
 

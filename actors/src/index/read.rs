@@ -106,7 +106,16 @@ impl IndexReader {
                 .unwrap_or_else(|e| e.into_inner())
                 .pop()
                 .ok_or(IndexError::Unavailable)?;
-            let r = f(&conn);
+            // One read transaction for all the queries of a request: a consistent snapshot,
+            // and one shared lock instead of one per statement (fcntl showed in the profile).
+            let r = match conn.execute_batch("BEGIN") {
+                Ok(()) => {
+                    let r = f(&conn);
+                    let _ = conn.execute_batch("COMMIT");
+                    r
+                }
+                Err(_) => f(&conn),
+            };
             pool.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
             r
         })
@@ -231,7 +240,7 @@ impl IndexReader {
         let value = value.to_string();
         self.with(move |c| {
             let mut stmt = c.prepare_cached(
-                "SELECT level, public_id FROM resources WHERE identifier = ? ORDER BY level, id",
+                "SELECT level, public_id FROM resources WHERE upper(identifier) = upper(?) ORDER BY level, id",
             )?;
             let rows = stmt.query_map([value], |r| {
                 Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
@@ -303,7 +312,22 @@ pub fn metadata(c: &Connection, id: i64) -> Result<Vec<(i64, String, i64)>> {
     collect(rows)
 }
 
-/// Labels of a resource.
+/// The public id of a resource.
+pub fn public_id_of(c: &Connection, id: i64) -> Result<String> {
+    c.prepare_cached("SELECT public_id FROM resources WHERE id = ?")?
+        .query_row([id], |r| r.get(0))
+        .optional()?
+        .ok_or(IndexError::UnknownResource)
+}
+
+/// Every label in use, sorted.
+pub fn all_labels(c: &Connection) -> Result<Vec<String>> {
+    let mut stmt = c.prepare_cached("SELECT DISTINCT label FROM labels ORDER BY label")?;
+    let rows = stmt.query_map([], |r| r.get(0))?;
+    collect(rows)
+}
+
+/// The labels of a resource, sorted.
 pub fn labels(c: &Connection, id: i64) -> Result<Vec<String>> {
     let mut stmt =
         c.prepare_cached("SELECT label FROM labels WHERE resource_id = ? ORDER BY label")?;

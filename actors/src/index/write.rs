@@ -303,3 +303,17 @@ pub fn log_exports(conn: &Connection, exports: &[Export]) -> Result<()> {
     }
     Ok(())
 }
+
+/// Adds a label to a resource (nothing happens if it has it already).
+pub fn add_label(conn: &Connection, id: i64, label: &str) -> Result<()> {
+    conn.prepare_cached("INSERT OR IGNORE INTO labels (resource_id, label) VALUES (?, ?)")?
+        .execute(params![id, label])?;
+    Ok(())
+}
+
+/// Removes a label from a resource (nothing happens if it does not have it).
+pub fn remove_label(conn: &Connection, id: i64, label: &str) -> Result<()> {
+    conn.prepare_cached("DELETE FROM labels WHERE resource_id = ? AND label = ?")?
+        .execute(params![id, label])?;
+    Ok(())
+}

@@ -1,0 +1,202 @@
+//! The find engine over HTTP: /tools/find (matching rules, levels, paging, ordering, parents,
+//! metadata, labels, ResponseContent, RequestedTags), /tools/count-resources, labels routes,
+//! ?requested-tags on resources, and bad queries.
+
+use integration_tests::{Fixture, Server};
+use serde_json::{json, Value};
+
+fn find(server: &Server, body: Value) -> (u16, Value) {
+    server.post("/tools/find", body.to_string().as_bytes())
+}
+
+fn ids(server: &Server, body: Value) -> Vec<String> {
+    let (status, v) = find(server, body.clone());
+    assert_eq!(status, 200, "{body}: {v}");
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap().to_string())
+        .collect()
+}
+
+fn count(server: &Server, body: Value) -> (u16, Value) {
+    server.post("/tools/count-resources", body.to_string().as_bytes())
+}
+
+/// Three patients (alpha, beta, gamma), one study each, alpha with two instances.
+fn loaded() -> (Server, [Fixture; 4]) {
+    let server = Server::start(json!({}));
+    let f = [
+        Fixture::new("alpha", 1),
+        Fixture::new("alpha", 2),
+        Fixture::new("beta", 1),
+        Fixture::new("gamma", 1),
+    ];
+    for x in &f {
+        assert_eq!(server.post("/instances", &x.dicom()).0, 200);
+    }
+    (server, f)
+}
+
+#[test]
+fn matching_rules_levels_and_counts() {
+    let (server, f) = loaded();
+    let alpha_study = f[0].ids()[1].clone();
+    // Exact match: case-insensitive unless CaseSensitive, as Orthanc's REST API.
+    let q = |cs: bool| json!({"Level": "Study", "CaseSensitive": cs, "Query": {"PatientID": "pat-alpha"}});
+    assert_eq!(ids(&server, q(false)), std::slice::from_ref(&alpha_study));
+    assert!(ids(&server, q(true)).is_empty());
+    // Patient tags at the instance level, wildcards, lists.
+    let q = json!({"Level": "Instance", "Query": {"PatientName": "DOE^AL*"}});
+    assert_eq!(ids(&server, q).len(), 2);
+    let q = json!({"Level": "Patient", "Query": {"PatientName": "doe^beta\\DOE^GAMMA\\nope"}});
+    assert_eq!(ids(&server, q).len(), 2);
+    // Ranges on dates, and a series tag at the study level (ModalitiesInStudy).
+    let q = json!({"Level": "Study", "Query": {"StudyDate": "20240101-20240131", "ModalitiesInStudy": "MR\\CT"}});
+    assert_eq!(ids(&server, q).len(), 3);
+    let q = json!({"Level": "Study", "Query": {"StudyDate": "-20231231"}});
+    assert!(ids(&server, q).is_empty());
+    // A tag outside the main tags is read from the stored dataset.
+    let q = json!({"Level": "Series", "Query": {"Rows": "4"}});
+    assert_eq!(ids(&server, q).len(), 3);
+    let q = json!({"Level": "Series", "Query": {"Rows": "5"}});
+    assert!(ids(&server, q).is_empty());
+    // Since and Limit page through the same order.
+    let all = ids(&server, json!({"Level": "Instance", "Query": {}}));
+    assert_eq!(all.len(), 4);
+    let mut paged = Vec::new();
+    for since in 0..4 {
+        paged.extend(ids(
+            &server,
+            json!({"Level": "Instance", "Query": {}, "Since": since, "Limit": 1}),
+        ));
+    }
+    assert_eq!(paged, all);
+    // count-resources: same body, a count; CaseSensitive true is refused as Orthanc does.
+    let (status, n) = count(
+        &server,
+        json!({"Level": "Instance", "Query": {"PatientName": "*a*"}}),
+    );
+    assert_eq!((status, n), (200, json!({"Count": 4})));
+    let (status, _) = count(
+        &server,
+        json!({"Level": "Study", "CaseSensitive": true, "Query": {}}),
+    );
+    assert_eq!(status, 400);
+}
+
+#[test]
+fn order_parents_metadata_and_response_content() {
+    let (server, f) = loaded();
+    let [alpha_patient, _, alpha_series, _] = f[0].ids();
+    let q = json!({"Level": "Patient", "Query": {},
+        "OrderBy": [{"Type": "DicomTag", "Key": "PatientName", "Direction": "DESC"}], "Expand": true});
+    let (_, v) = find(&server, q);
+    let names: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["MainDicomTags"]["PatientName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["DOE^gamma", "DOE^beta", "DOE^alpha"]);
+    let q = json!({"Level": "Instance", "Query": {}, "ParentPatient": alpha_patient});
+    assert_eq!(ids(&server, q).len(), 2);
+    server.send(
+        "PUT",
+        &format!("/series/{alpha_series}/metadata/1024"),
+        b"tagged-alpha",
+        &[],
+    );
+    let q = json!({"Level": "Series", "Query": {}, "MetadataQuery": {"1024": "*alpha"}});
+    assert_eq!(ids(&server, q), std::slice::from_ref(&alpha_series));
+    let q = json!({"Level": "Series", "Query": {"PatientID": "PAT-alpha"},
+        "ResponseContent": ["Parent", "Metadata"], "RequestedTags": ["PatientName", "NumberOfSeriesRelatedInstances", "Rows"]});
+    let (_, v) = find(&server, q);
+    let s = &v[0];
+    assert_eq!(s["ID"], alpha_series.as_str());
+    assert_eq!(s["Type"], "Series");
+    assert!(s.get("ParentStudy").is_some() && s.get("MainDicomTags").is_none());
+    assert_eq!(s["Metadata"]["1024"], "tagged-alpha");
+    assert_eq!(
+        s["RequestedTags"],
+        json!({"PatientName": "DOE^alpha", "NumberOfSeriesRelatedInstances": "2", "Rows": "4"})
+    );
+    // The same requested tags on a resource and a list.
+    let one = server.get(&format!(
+        "/series/{alpha_series}?requested-tags=PatientName;ModalitiesInStudy"
+    ));
+    assert_eq!(one["RequestedTags"], json!({"PatientName": "DOE^alpha"}));
+    let studies =
+        server.get("/studies?expand&requestedTags=ModalitiesInStudy;NumberOfStudyRelatedInstances");
+    assert_eq!(studies[0]["RequestedTags"]["ModalitiesInStudy"], "CT");
+}
+
+#[test]
+fn labels_routes_and_label_queries() {
+    let (server, f) = loaded();
+    let instance = f[0].ids()[3].clone();
+    let base = format!("/instances/{instance}");
+    assert_eq!(server.get("/tools/labels"), json!([]));
+    assert_eq!(server.status("GET", &format!("{base}/labels/hello")), 404);
+    assert_eq!(
+        server
+            .send("PUT", &format!("{base}/labels/hello"), b"", &[])
+            .0,
+        200
+    );
+    assert_eq!(
+        server
+            .send("PUT", &format!("{base}/labels/bad@label"), b"", &[])
+            .0,
+        400
+    );
+    assert_eq!(server.status("GET", &format!("{base}/labels/hello")), 200);
+    assert_eq!(server.get(&format!("{base}/labels")), json!(["hello"]));
+    assert_eq!(server.get(&base)["Labels"], json!(["hello"]));
+    assert_eq!(server.get("/tools/labels"), json!(["hello"]));
+    let q = |labels: Value, c: &str| json!({"Level": "Instance", "Query": {}, "Labels": labels, "LabelsConstraint": c});
+    assert_eq!(
+        ids(&server, q(json!(["hello"]), "All")),
+        std::slice::from_ref(&instance)
+    );
+    assert_eq!(
+        ids(&server, q(json!(["hello", "x"]), "Any")),
+        std::slice::from_ref(&instance)
+    );
+    assert!(ids(&server, q(json!(["hello", "x"]), "All")).is_empty());
+    assert_eq!(ids(&server, q(json!(["hello"]), "None")).len(), 3);
+    assert_eq!(ids(&server, q(json!([]), "None")).len(), 3);
+    assert_eq!(
+        server
+            .send("DELETE", &format!("{base}/labels/hello"), b"", &[])
+            .0,
+        200
+    );
+    assert_eq!(server.get("/tools/labels"), json!([]));
+}
+
+#[test]
+fn bad_queries_are_400() {
+    let (server, _) = loaded();
+    for body in [
+        json!({"Level": "Nope", "Query": {}}),
+        json!({"Query": {}}),
+        json!({"Level": "Study", "Query": {"NotATag": "x"}}),
+        json!({"Level": "Study", "Query": {"PatientID": 3}}),
+        json!({"Level": "Study", "Query": [], }),
+        json!({"Level": "Study", "Query": {}, "Limit": -1}),
+        json!({"Level": "Study", "Query": {}, "LabelsConstraint": "Some"}),
+        json!({"Level": "Study", "Query": {}, "OrderBy": [{"Type": "Nope", "Key": "PatientID"}]}),
+        json!({"Level": "Study", "CaseSensitive": true, "Query": {}, "Since": 1}),
+    ] {
+        let (status, v) = find(&server, body.clone());
+        assert_eq!(status, 400, "{body}: {v}");
+        assert_eq!(v["HttpStatus"], 400, "{body}: {v}");
+    }
+    assert_eq!(server.post("/tools/find", b"{not json").0, 400);
+    // The server still answers.
+    assert_eq!(
+        ids(&server, json!({"Level": "Patient", "Query": {}})).len(),
+        3
+    );
+}
