@@ -200,3 +200,36 @@ fn bad_queries_are_400() {
         3
     );
 }
+
+#[test]
+fn modified_instance_found_by_bracketed_name() {
+    let (server, f) = loaded();
+    let instance = f[2].ids()[3].clone();
+    let path = format!("/instances/{instance}/modify");
+    let body = json!({"Replace": {"PatientName": "MyName[*]", "PatientID": "brackets"}});
+    assert_eq!(
+        server.post(&path, body.to_string().as_bytes()).0,
+        400,
+        "Force is needed for PatientID"
+    );
+    let mut forced = body.clone();
+    forced["Force"] = json!(true);
+    let resp = ureq::post(&server.url(&path))
+        .send_bytes(forced.to_string().as_bytes())
+        .unwrap();
+    assert_eq!(resp.content_type(), "application/dicom");
+    let mut file = Vec::new();
+    std::io::Read::read_to_end(&mut resp.into_reader(), &mut file).unwrap();
+    let (status, stored) = server.post("/instances", &file);
+    assert_eq!(status, 200, "{stored}");
+    assert_ne!(stored["ID"], instance.as_str(), "a new SOPInstanceUID");
+    let q = |level: &str, name: &str| json!({"Level": level, "Query": {"PatientName": name}});
+    assert_eq!(ids(&server, q("Series", "MyName[*]")).len(), 1);
+    assert_eq!(ids(&server, q("Study", "myname*")).len(), 1);
+    let tags = server.get(&format!(
+        "/instances/{}/simplified-tags",
+        stored["ID"].as_str().unwrap()
+    ));
+    assert_eq!(tags["PatientID"], "brackets");
+    assert_eq!(tags["StudyDescription"], "Chest CT");
+}

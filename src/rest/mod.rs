@@ -18,6 +18,7 @@ pub mod labels;
 pub mod metadata;
 pub mod middleware;
 pub mod modalities;
+pub mod modify;
 pub mod remotes;
 pub mod requested;
 pub mod resource_json;
@@ -79,6 +80,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     changes::configure(cfg);
     find::configure(cfg);
     labels::configure(cfg);
+    modify::configure(cfg);
     frames::configure(cfg);
     images::configure(cfg);
     modalities::configure(cfg);

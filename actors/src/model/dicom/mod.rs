@@ -6,6 +6,7 @@ pub mod dicomweb_json;
 pub mod dicomweb_values;
 pub mod dicomweb_xml;
 pub mod dictionary;
+pub mod modify;
 pub mod orthanc_json;
 pub mod parse;
 pub use charset::Encoding;
