@@ -255,7 +255,7 @@ impl Prepared {
             md5,
             compressed_md5,
             transfer_syntax: self.transfer_syntax,
-            header: self.header,
+            header: crate::index::encode_header(&self.header),
             now,
             stable_deadline: now_utc.timestamp_millis() + settings.stable_age_ms,
             overwrite: settings.overwrite,

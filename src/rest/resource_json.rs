@@ -54,15 +54,21 @@ impl TagFormat {
 /// Renders stored main tags (`{"gggg,eeee": value}`) restricted to `only` in a format.
 pub fn format_main_tags(stored: &Map<String, Value>, only: &[MainTag], format: TagFormat) -> Value {
     let mut out = Map::new();
-    for m in only {
-        let key = main_tags::tag_key(m.tag);
-        let Some(v) = stored.get(&key) else { continue };
+    // Walk the stored keys (a few) rather than formatting a key per main tag.
+    for (key, v) in stored {
+        let Some(tag) = main_tags::parse_tag_key(key) else {
+            continue;
+        };
+        let Some(m) = only.iter().find(|m| m.tag == tag) else {
+            continue;
+        };
         match format {
             TagFormat::Simplify => out.insert(m.name.to_string(), v.clone()),
-            TagFormat::Short => out.insert(key, v.clone()),
-            TagFormat::Full => {
-                out.insert(key, json!({"Name": m.name, "Type": "String", "Value": v}))
-            }
+            TagFormat::Short => out.insert(key.clone(), v.clone()),
+            TagFormat::Full => out.insert(
+                key.clone(),
+                json!({"Name": m.name, "Type": "String", "Value": v}),
+            ),
         };
     }
     Value::Object(out)
@@ -80,7 +86,8 @@ pub fn expand_sync(
     row: &ResourceRow,
     format: TagFormat,
 ) -> Result<Value, IndexError> {
-    let meta = read::metadata(c, row.id)?;
+    let extras = read::extras(c, row.id)?;
+    let meta = extras.metadata;
     let mut out = Map::new();
     out.insert("ID".into(), json!(row.public_id));
     out.insert("Type".into(), json!(row.level.name()));
@@ -88,9 +95,8 @@ pub fn expand_sync(
         "MainDicomTags".into(),
         format_main_tags(&row.main_tags, main_tags::for_level(row.level), format),
     );
-    out.insert("Labels".into(), json!(read::labels(c, row.id)?));
-    if let Some(parent) = row.parent_id {
-        let p = read::public_id_of(c, parent)?;
+    out.insert("Labels".into(), json!(extras.labels));
+    if let Some(p) = extras.parent {
         let key = match row.level {
             Level::Study => "ParentPatient",
             Level::Series => "ParentStudy",
@@ -104,7 +110,7 @@ pub fn expand_sync(
             Level::Series => "Series",
             _ => "Instances",
         };
-        out.insert(key.into(), json!(read::children_ids(c, row.id)?));
+        out.insert(key.into(), json!(extras.children));
     }
     if row.level != Level::Instance {
         out.insert("IsStable".into(), json!(row.is_stable));

@@ -29,11 +29,15 @@ pub fn representative_instance(
 
 /// The stored dataset of an instance (everything before Pixel Data).
 pub fn load(c: &Connection, instance: i64) -> Result<Option<DicomFile>, FindError> {
-    let bytes: Option<Vec<u8>> = c
-        .prepare_cached("SELECT header FROM instance_headers WHERE resource_id = ?")?
-        .query_row([instance], |r| r.get(0))
+    let blob: Option<(Vec<u8>, i64)> = c
+        .prepare_cached("SELECT header, encoding FROM instance_headers WHERE resource_id = ?")?
+        .query_row([instance], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    Ok(bytes.and_then(|b| dicom::parse(&b, &ParseOptions::default()).ok()))
+    let Some((blob, encoding)) = blob else {
+        return Ok(None);
+    };
+    let bytes = crate::index::decode_header(blob, encoding)?;
+    Ok(dicom::parse(&bytes, &ParseOptions::default()).ok())
 }
 
 /// Whether the resource's dataset satisfies every constraint.

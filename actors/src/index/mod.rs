@@ -64,6 +64,30 @@ pub enum IndexError {
     Unavailable,
 }
 
+/// Compresses the dataset kept for an instance (zlib, fast level): `encoding` 1 in the index.
+pub fn encode_header(raw: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::ZlibEncoder::new(
+        Vec::with_capacity(raw.len() / 2),
+        flate2::Compression::fast(),
+    );
+    let _ = enc.write_all(raw);
+    enc.finish().unwrap_or_default()
+}
+
+/// The dataset kept for an instance, as stored with `encoding` (0: raw, 1: zlib).
+pub fn decode_header(blob: Vec<u8>, encoding: i64) -> Result<Vec<u8>, IndexError> {
+    if encoding == 0 {
+        return Ok(blob);
+    }
+    use std::io::Read;
+    let mut out = Vec::with_capacity(blob.len() * 3);
+    flate2::read::ZlibDecoder::new(&blob[..])
+        .read_to_end(&mut out)
+        .map_err(|e| IndexError::BadRequest(format!("corrupted dataset in the index: {e}")))?;
+    Ok(out)
+}
+
 /// Opens a connection with pacsnode's settings (WAL, full sync, foreign keys).
 pub(crate) fn connect(path: &Path, read_only: bool) -> Result<rusqlite::Connection, IndexError> {
     use rusqlite::OpenFlags;

@@ -63,7 +63,9 @@ fn resource_from(row: &Row) -> rusqlite::Result<ResourceRow> {
     })
 }
 
-const RESOURCE_COLS: &str = "id, public_id, level, parent_id, main_tags, is_stable, protected";
+/// `main_tags` is stored as JSONB (new rows) or JSON text (older rows): `json()` reads both.
+const RESOURCE_COLS: &str =
+    "id, public_id, level, parent_id, json(main_tags), is_stable, protected";
 
 pub(super) fn collect<T>(rows: impl Iterator<Item = rusqlite::Result<T>>) -> Result<Vec<T>> {
     Ok(rows.collect::<std::result::Result<Vec<T>, _>>()?)
@@ -200,11 +202,12 @@ impl IndexReader {
     pub async fn header(&self, id: i64) -> Result<(String, Vec<u8>)> {
         self.with(move |c| {
             c.prepare_cached(
-                "SELECT transfer_syntax, header FROM instance_headers WHERE resource_id = ?",
+                "SELECT transfer_syntax, header, encoding FROM instance_headers WHERE resource_id = ?",
             )?
-            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()?
             .ok_or(IndexError::InexistentItem)
+            .and_then(|(ts, blob, encoding)| Ok((ts, super::decode_header(blob, encoding)?)))
         })
         .await
     }
@@ -310,6 +313,50 @@ pub fn metadata(c: &Connection, id: i64) -> Result<Vec<(i64, String, i64)>> {
     )?;
     let rows = stmt.query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     collect(rows)
+}
+
+/// What the JSON of a resource needs besides its row, in one query.
+#[derive(Debug, Clone, Default)]
+pub struct Extras {
+    pub parent: Option<String>,
+    pub children: Vec<String>,
+    pub labels: Vec<String>,
+    /// (metadata type, value, revision)
+    pub metadata: Vec<(i64, String, i64)>,
+}
+
+/// The parent's public id, the children's, the labels and the metadata of a resource.
+pub fn extras(c: &Connection, id: i64) -> Result<Extras> {
+    let mut stmt = c.prepare_cached(
+        "SELECT (SELECT public_id FROM resources WHERE id = r.parent_id), \
+         (SELECT group_concat(public_id, ',') FROM \
+            (SELECT public_id FROM resources WHERE parent_id = r.id ORDER BY id)), \
+         (SELECT json_group_array(label) FROM \
+            (SELECT label FROM labels WHERE resource_id = r.id ORDER BY label)), \
+         (SELECT json_group_array(json_array(type, value, revision)) FROM \
+            (SELECT type, value, revision FROM metadata WHERE resource_id = r.id ORDER BY type)) \
+         FROM resources r WHERE r.id = ?",
+    )?;
+    let row = stmt
+        .query_row([id], |r| {
+            Ok((
+                r.get::<_, Option<String>>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })
+        .optional()?
+        .ok_or(IndexError::UnknownResource)?;
+    let (parent, children, labels, metadata) = row;
+    Ok(Extras {
+        parent,
+        children: children
+            .map(|c| c.split(',').map(str::to_string).collect())
+            .unwrap_or_default(),
+        labels: serde_json::from_str(&labels).unwrap_or_default(),
+        metadata: serde_json::from_str(&metadata).unwrap_or_default(),
+    })
 }
 
 /// The public id of a resource.

@@ -30,7 +30,8 @@ pub struct NewInstance {
     pub md5: String,
     pub compressed_md5: String,
     pub transfer_syntax: String,
-    /// The dataset before Pixel Data, as stored in the file.
+    /// The dataset before Pixel Data, as stored in the file, compressed by
+    /// [`super::encode_header`].
     pub header: Vec<u8>,
     /// ISO date (`YYYYMMDDTHHMMSS`) of the reception.
     pub now: String,
@@ -148,7 +149,7 @@ pub fn store_instance(conn: &Connection, req: &NewInstance) -> Result<StoreOutco
         req.compressed_md5
     ])?;
     conn.prepare_cached(
-        "INSERT INTO instance_headers (resource_id, transfer_syntax, header) VALUES (?, ?, ?)",
+        "INSERT INTO instance_headers (resource_id, transfer_syntax, header, encoding) VALUES (?, ?, ?, 1)",
     )?
     .execute(params![instance, req.transfer_syntax, req.header])?;
     let seq = log_change(
@@ -254,7 +255,7 @@ fn insert_resource(
     identifier: &str,
     tags: &Map<String, Value>,
 ) -> Result<i64> {
-    conn.prepare_cached("INSERT INTO resources (public_id, level, parent_id, identifier, main_tags) VALUES (?, ?, ?, ?, ?)")?
+    conn.prepare_cached("INSERT INTO resources (public_id, level, parent_id, identifier, main_tags) VALUES (?, ?, ?, ?, jsonb(?))")?
         .execute(params![public_id, level as i64, parent, identifier, Value::Object(tags.clone()).to_string()])?;
     Ok(conn.last_insert_rowid())
 }

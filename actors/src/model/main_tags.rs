@@ -104,13 +104,20 @@ pub fn tag_key(tag: TagNum) -> String {
 
 /// Parses `gggg,eeee` or `ggggeeee` (hex, any case).
 pub fn parse_tag_key(s: &str) -> Option<TagNum> {
-    let hex: String = s.chars().filter(|c| *c != ',' && *c != '-').collect();
-    if hex.len() != 8 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-        return None;
-    }
-    let g = u16::from_str_radix(&hex[..4], 16).ok()?;
-    let e = u16::from_str_radix(&hex[4..], 16).ok()?;
-    Some((g, e))
+    let b = s.as_bytes();
+    let (g, e) = match b.len() {
+        9 if b[4] == b',' || b[4] == b'-' => (&s[..4], &s[5..]),
+        8 => (&s[..4], &s[4..]),
+        _ => return None,
+    };
+    let hex = |x: &str| {
+        if x.bytes().all(|c| c.is_ascii_hexdigit()) {
+            u16::from_str_radix(x, 16).ok()
+        } else {
+            None
+        }
+    };
+    Some((hex(g)?, hex(e)?))
 }
 
 /// Orthanc's signature of the main tags of a level (`/system` `MainDicomTags` and the
