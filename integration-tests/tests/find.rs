@@ -188,6 +188,7 @@ fn bad_queries_are_400() {
         json!({"Level": "Study", "Query": {}, "LabelsConstraint": "Some"}),
         json!({"Level": "Study", "Query": {}, "OrderBy": [{"Type": "Nope", "Key": "PatientID"}]}),
         json!({"Level": "Study", "CaseSensitive": true, "Query": {}, "Since": 1}),
+        json!({"Level": "Study", "Query": {"StudyDate": "2020-2021-2022"}}),
     ] {
         let (status, v) = find(&server, body.clone());
         assert_eq!(status, 400, "{body}: {v}");

@@ -97,6 +97,11 @@ async fn parse(state: &AppState, raw: &[u8]) -> ApiResult<Request> {
                 })?;
                 if !pattern.is_empty() {
                     let tag = one_tag(name)?;
+                    if find::is_range_tag(tag)
+                        && pattern.split('\\').any(|p| p.matches('-').count() > 1)
+                    {
+                        return Err(bad(format!("Bad range for {name}: {pattern}")));
+                    }
                     let sensitive = case_sensitive.unwrap_or(false);
                     q.constraints
                         .push(find::constraint(level, tag, pattern, sensitive));

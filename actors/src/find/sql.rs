@@ -18,6 +18,9 @@ struct Statement {
     /// The index each alias must use (`INDEXED BY`): without statistics, SQLite prefers the
     /// `(level, id)` index that gives the ORDER BY for free, and scans a whole level.
     indexed_by: Vec<(String, &'static str)>,
+    /// A range on the index of `r`: without `OrderBy`, the results come in the index's order
+    /// (then by id), so that `Limit` stops the range scan early instead of sorting it whole.
+    index_order: Option<String>,
 }
 
 impl Statement {
@@ -87,14 +90,36 @@ fn add_helper(st: &mut Statement, level: Level, k: &Constraint) {
     let wild = p.contains('*') || p.contains('?');
     let range = k.flags & RANGE != 0 && p.contains('-');
     let upper = p.to_ascii_uppercase();
-    let expr = match identifier_level(k.tag) {
+    // The bounds on the indexed (uppercase) value, if the pattern gives some.
+    let mut bounds: Vec<(&str, String)> = Vec::new();
+    if range {
+        let (lo, hi) = upper.split_once('-').unwrap_or((&upper, ""));
+        if !lo.trim().is_empty() {
+            bounds.push((">=", lo.trim().to_string()));
+        }
+        if !hi.trim().is_empty() {
+            bounds.push(("<=", format!("{}~", hi.trim())));
+        }
+    } else if !wild {
+        bounds.push(("=", upper.clone()));
+    } else if let Some(prefix) = upper.strip_suffix('*') {
+        if !prefix.is_empty() && !prefix.contains('*') && !prefix.contains('?') {
+            bounds.push((">=", prefix.to_string()));
+            bounds.push(("<", prefix_end(prefix)));
+        }
+    }
+    if bounds.is_empty() {
+        return;
+    }
+    let (a, expr) = match identifier_level(k.tag) {
         Some(id_level) if id_level <= level => {
             if wild || range {
                 return;
             }
             let a = alias(st, level, id_level);
             st.force_index(&a, "resources_identifier_upper");
-            format!("upper({a}.identifier)")
+            let expr = format!("upper({a}.identifier)");
+            (a, expr)
         }
         _ => {
             let index = match STUDY_INDEXES.iter().find(|(t, _)| *t == k.tag) {
@@ -105,28 +130,16 @@ fn add_helper(st: &mut Statement, level: Level, k: &Constraint) {
             st.force_index(&a, index);
             // The indexes are partial (studies only): say so, for the planner.
             st.wheres.push(format!("{a}.level = 1"));
-            format!("upper({})", json(&a, k.tag))
+            let expr = format!("upper({})", json(&a, k.tag));
+            (a, expr)
         }
     };
-    let mut bound = |op: &str, v: String| {
+    if a == "r" && bounds[0].0 != "=" && st.index_order.is_none() {
+        st.index_order = Some(expr.clone());
+    }
+    for (op, v) in bounds {
         st.wheres.push(format!("{expr} {op} ?"));
         st.params.push(SqlValue::Text(v));
-    };
-    if range {
-        let (lo, hi) = upper.split_once('-').unwrap_or((&upper, ""));
-        if !lo.trim().is_empty() {
-            bound(">=", lo.trim().to_string());
-        }
-        if !hi.trim().is_empty() {
-            bound("<=", format!("{}~", hi.trim()));
-        }
-    } else if !wild {
-        bound("=", upper);
-    } else if let Some(prefix) = upper.strip_suffix('*') {
-        if !prefix.is_empty() && !prefix.contains('*') && !prefix.contains('?') {
-            bound(">=", prefix.to_string());
-            bound("<", prefix_end(prefix));
-        }
     }
 }
 
@@ -283,8 +296,11 @@ pub fn ids(
 ) -> Result<Vec<(i64, String)>, FindError> {
     // The ancestors that ordering needs are joined too.
     let mut order_st = Statement::default();
-    let order = order_by(&mut order_st, q);
+    let mut order = order_by(&mut order_st, q);
     let (st, select) = build(q, order_st.depth)?;
+    if let (true, Some(expr)) = (q.order_by.is_empty(), &st.index_order) {
+        order = format!("{expr}, r.id");
+    }
     let limit = if limit == 0 { -1 } else { limit as i64 };
     let sql = format!("{select} ORDER BY {order} LIMIT {limit} OFFSET {since}");
     tracing::trace!("find: {sql}");
