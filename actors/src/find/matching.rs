@@ -49,29 +49,81 @@ pub fn is_person_name(tag: TagNum) -> bool {
 /// Whether `value` matches `pattern` under `flags`. An empty pattern or `*` matches anything,
 /// even an absent value.
 pub fn matches(pattern: &str, flags: i64, value: Option<&str>) -> bool {
-    let pattern = pattern.trim();
-    if pattern.is_empty() || pattern == "*" {
-        return true;
-    }
-    let Some(value) = value else { return false };
-    let value = value.trim();
-    pattern
-        .split('\\')
-        .any(|p| match_one(p.trim(), flags, value))
+    Pattern::compile(pattern, flags).matches(value)
 }
 
-fn match_one(pattern: &str, flags: i64, value: &str) -> bool {
-    if flags & RANGE != 0 && pattern.contains('-') {
-        let (lo, hi) = pattern.split_once('-').unwrap_or((pattern, ""));
-        let (lo, hi) = (lo.trim(), hi.trim());
-        return (lo.is_empty() || value >= lo)
-            && (hi.is_empty() || value <= hi || value.starts_with(hi));
+/// A pattern prepared once (SQLite keeps it for all the rows of a statement).
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    flags: i64,
+    universal: bool,
+    alternatives: Vec<Alternative>,
+}
+
+#[derive(Debug, Clone)]
+enum Alternative {
+    Range(String, String),
+    /// Folded when case-insensitive.
+    Exact(String),
+    Wildcard(Vec<char>),
+}
+
+impl Pattern {
+    pub fn compile(pattern: &str, flags: i64) -> Pattern {
+        let pattern = pattern.trim();
+        let universal = pattern.is_empty() || pattern == "*";
+        let ci = flags & CASE_INSENSITIVE != 0;
+        let alternatives = pattern
+            .split('\\')
+            .map(|p| {
+                let p = p.trim();
+                if flags & RANGE != 0 && p.contains('-') {
+                    let (lo, hi) = p.split_once('-').unwrap_or((p, ""));
+                    return Alternative::Range(lo.trim().to_string(), hi.trim().to_string());
+                }
+                let p = if ci { fold(p) } else { p.to_string() };
+                if p.contains('*') || p.contains('?') {
+                    Alternative::Wildcard(p.chars().collect())
+                } else {
+                    Alternative::Exact(p)
+                }
+            })
+            .collect();
+        Pattern {
+            flags,
+            universal,
+            alternatives,
+        }
     }
-    if flags & CASE_INSENSITIVE != 0 {
-        let (p, v) = (fold(pattern), fold(value));
-        compare(&p, &v)
-    } else {
-        compare(pattern, value)
+
+    pub fn matches(&self, value: Option<&str>) -> bool {
+        if self.universal {
+            return true;
+        }
+        let Some(value) = value else { return false };
+        let value = value.trim();
+        let ci = self.flags & CASE_INSENSITIVE != 0;
+        // Folding allocates: only for values that need it.
+        let folded = if ci && !value.is_ascii() {
+            Some(fold(value))
+        } else {
+            None
+        };
+        self.alternatives.iter().any(|alt| match alt {
+            Alternative::Range(lo, hi) => {
+                (lo.is_empty() || value >= lo.as_str())
+                    && (hi.is_empty() || value <= hi.as_str() || value.starts_with(hi.as_str()))
+            }
+            Alternative::Exact(p) => match (&folded, ci) {
+                (Some(f), _) => f == p,
+                (None, true) => value.eq_ignore_ascii_case(p),
+                (None, false) => value == p,
+            },
+            Alternative::Wildcard(p) => match &folded {
+                Some(f) => wildcard_value(p, f, false),
+                None => wildcard_value(p, value, ci),
+            },
+        })
     }
 }
 
@@ -80,21 +132,11 @@ pub fn fold(s: &str) -> String {
     s.to_uppercase()
 }
 
-fn compare(pattern: &str, value: &str) -> bool {
-    if pattern.contains('*') || pattern.contains('?') {
-        wildcard(
-            &pattern.chars().collect::<Vec<_>>(),
-            &value.chars().collect::<Vec<_>>(),
-        )
-    } else {
-        pattern == value
-    }
-}
-
-fn wildcard(p: &[char], s: &[char]) -> bool {
+/// `*`/`?` matching of a value of `len` chars (the `i`th given by `at`) against `p`.
+fn wildcard(p: &[char], len: usize, at: impl Fn(usize) -> char) -> bool {
     let (mut pi, mut si, mut star, mut mark) = (0, 0, None, 0);
-    while si < s.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == s[si]) {
+    while si < len {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == at(si)) {
             pi += 1;
             si += 1;
         } else if pi < p.len() && p[pi] == '*' {
@@ -115,6 +157,21 @@ fn wildcard(p: &[char], s: &[char]) -> bool {
     pi == p.len()
 }
 
+/// Wildcard matching of a value, without allocating when it is ASCII.
+fn wildcard_value(p: &[char], value: &str, upper: bool) -> bool {
+    if value.is_ascii() {
+        let b = value.as_bytes();
+        if upper {
+            wildcard(p, b.len(), |i| b[i].to_ascii_uppercase() as char)
+        } else {
+            wildcard(p, b.len(), |i| b[i] as char)
+        }
+    } else {
+        let chars: Vec<char> = value.chars().collect();
+        wildcard(p, chars.len(), |i| chars[i])
+    }
+}
+
 /// Registers `dicom_match(value, pattern, flags)` on a connection.
 pub fn register(conn: &Connection) -> rusqlite::Result<()> {
     conn.create_scalar_function(
@@ -122,10 +179,13 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
         3,
         FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
         |ctx| {
-            let value = ctx.get_raw(0).as_str_or_null().unwrap_or(None);
-            let pattern = ctx.get_raw(1).as_str().unwrap_or("");
             let flags: i64 = ctx.get(2)?;
-            Ok(matches(pattern, flags, value))
+            // Compiled once per statement (the pattern is a bound parameter).
+            let pattern = ctx.get_or_create_aux(1, |v| -> rusqlite::Result<Pattern> {
+                Ok(Pattern::compile(v.as_str().unwrap_or(""), flags))
+            })?;
+            let value = ctx.get_raw(0).as_str_or_null().unwrap_or(None);
+            Ok(pattern.matches(value))
         },
     )
 }
