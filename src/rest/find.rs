@@ -209,7 +209,7 @@ async fn find(state: web::Data<AppState>, body: web::Bytes) -> ApiResult<Answer>
             if limit > 0 && (q.limit == 0 || q.limit > limit) {
                 q.limit = limit;
             }
-            let ids = find::execute(c, &q).map_err(find_error)?;
+            let ids = find::execute(c, &q).map_err(IndexError::from)?;
             let mut out = Vec::with_capacity(ids.len());
             for (id, public_id) in ids {
                 out.push(match &content {
@@ -223,13 +223,6 @@ async fn find(state: web::Data<AppState>, body: web::Bytes) -> ApiResult<Answer>
     Ok(Answer::Json(out))
 }
 
-fn find_error(e: find::FindError) -> IndexError {
-    match e {
-        find::FindError::Index(e) => e,
-        find::FindError::BadQuery(m) => IndexError::BadRequest(m),
-    }
-}
-
 async fn count(state: web::Data<AppState>, body: web::Bytes) -> ApiResult<Answer> {
     let req = parse(&state, &body).await?;
     if req.case_sensitive == Some(true) {
@@ -240,7 +233,7 @@ async fn count(state: web::Data<AppState>, body: web::Bytes) -> ApiResult<Answer
     let q = req.query;
     let n = state
         .reader
-        .with(move |c| find::count(c, &q).map_err(find_error))
+        .with(move |c| find::count(c, &q).map_err(IndexError::from))
         .await?;
     let mut out = Map::new();
     out.insert("Count".into(), json!(n));

@@ -142,10 +142,10 @@ pub fn requested_tags_sync(
         }
     }
     if !from_dataset.is_empty() {
-        let instance = dataset::representative_instance(c, row.id, row.level)
-            .map_err(|e| IndexError::Commit(e.to_string()))?;
+        let instance =
+            dataset::representative_instance(c, row.id, row.level).map_err(IndexError::from)?;
         let file = match instance {
-            Some(i) => dataset::load(c, i).map_err(|e| IndexError::Commit(e.to_string()))?,
+            Some(i) => dataset::load(c, i).map_err(IndexError::from)?,
             None => None,
         };
         if let Some(file) = file {

@@ -112,6 +112,15 @@ pub enum FindError {
     Index(#[from] IndexError),
 }
 
+impl From<FindError> for IndexError {
+    fn from(e: FindError) -> Self {
+        match e {
+            FindError::Index(e) => e,
+            FindError::BadQuery(m) => IndexError::BadRequest(m),
+        }
+    }
+}
+
 impl From<rusqlite::Error> for FindError {
     fn from(e: rusqlite::Error) -> Self {
         FindError::Index(IndexError::Database(e))

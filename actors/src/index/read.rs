@@ -359,14 +359,6 @@ pub fn extras(c: &Connection, id: i64) -> Result<Extras> {
     })
 }
 
-/// The public id of a resource.
-pub fn public_id_of(c: &Connection, id: i64) -> Result<String> {
-    c.prepare_cached("SELECT public_id FROM resources WHERE id = ?")?
-        .query_row([id], |r| r.get(0))
-        .optional()?
-        .ok_or(IndexError::UnknownResource)
-}
-
 /// Every label in use, sorted.
 pub fn all_labels(c: &Connection) -> Result<Vec<String>> {
     let mut stmt = c.prepare_cached("SELECT DISTINCT label FROM labels ORDER BY label")?;
