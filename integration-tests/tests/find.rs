@@ -54,6 +54,10 @@ fn matching_rules_levels_and_counts() {
     // Ranges on dates, and a series tag at the study level (ModalitiesInStudy).
     let q = json!({"Level": "Study", "Query": {"StudyDate": "20240101-20240131", "ModalitiesInStudy": "MR\\CT"}});
     assert_eq!(ids(&server, q).len(), 3);
+    let q = json!({"Level": "Study", "Query": {"ModalitiesInStudy": "MR"}});
+    assert!(ids(&server, q).is_empty());
+    let q = json!({"Level": "Patient", "Query": {"Modality": "CT", "PatientID": "PAT-beta"}});
+    assert_eq!(ids(&server, q).len(), 1);
     let q = json!({"Level": "Study", "Query": {"StudyDate": "-20231231"}});
     assert!(ids(&server, q).is_empty());
     // A tag outside the main tags is read from the stored dataset.
@@ -129,6 +133,14 @@ fn order_parents_metadata_and_response_content() {
     let studies =
         server.get("/studies?expand&requestedTags=ModalitiesInStudy;NumberOfStudyRelatedInstances");
     assert_eq!(studies[0]["RequestedTags"]["ModalitiesInStudy"], "CT");
+    let one = server.get(&format!(
+        "/studies/{}?requested-tags=SOPClassesInStudy;NumberOfStudyRelatedSeries",
+        f[0].ids()[1]
+    ));
+    assert_eq!(
+        one["RequestedTags"],
+        json!({"SOPClassesInStudy": "1.2.840.10008.5.1.4.1.1.2", "NumberOfStudyRelatedSeries": "1"})
+    );
 }
 
 #[test]

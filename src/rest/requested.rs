@@ -10,7 +10,7 @@ use pacsnode_actors::index::{read, IndexError, ResourceRow};
 use pacsnode_actors::model::dicom::dictionary::parse_tag;
 use pacsnode_actors::model::dicom::{self, Format, JsonOptions, PrivateDictionary};
 use pacsnode_actors::model::main_tags::{self, TagNum};
-use pacsnode_actors::model::{Level, MetadataType};
+use pacsnode_actors::model::Level;
 use rusqlite::Connection;
 use serde_json::{json, Map, Value};
 
@@ -44,30 +44,9 @@ pub fn from_request(req: &HttpRequest) -> ApiResult<Vec<TagNum>> {
     }
 }
 
-fn count(c: &Connection, id: i64, depth: usize) -> Result<u64, IndexError> {
-    let mut sql = "SELECT count(*) FROM resources d1".to_string();
-    for d in 2..=depth {
-        sql.push_str(&format!(
-            " JOIN resources d{d} ON d{d}.parent_id = d{}.id",
-            d - 1
-        ));
-    }
-    sql.push_str(" WHERE d1.parent_id = ?");
-    let n: i64 = c.prepare_cached(&sql)?.query_row([id], |r| r.get(0))?;
-    Ok(n as u64)
-}
-
 /// Orthanc's computed tags, for the level they are defined at.
 fn computed(c: &Connection, row: &ResourceRow, tag: TagNum) -> Result<Option<String>, IndexError> {
-    let n = |depth| count(c, row.id, depth).map(|n| Some(n.to_string()));
-    let distinct = |sql: &str| -> Result<Option<String>, IndexError> {
-        let mut stmt = c.prepare_cached(sql)?;
-        let values = stmt
-            .query_map([row.id], |r| r.get::<_, Option<String>>(0))?
-            .filter_map(|v| v.ok().flatten())
-            .collect::<std::collections::BTreeSet<_>>();
-        Ok(Some(values.into_iter().collect::<Vec<_>>().join("\\")))
-    };
+    let n = |depth| read::count_descendants(c, row.id, depth).map(|n| Some(n.to_string()));
     match (row.level, tag) {
         (_, (0x0008, 0x0056)) => Ok(Some("ONLINE".into())),
         (Level::Patient, (0x0020, 0x1200)) => n(1),
@@ -76,14 +55,12 @@ fn computed(c: &Connection, row: &ResourceRow, tag: TagNum) -> Result<Option<Str
         (Level::Study, (0x0020, 0x1206)) => n(1),
         (Level::Study, (0x0020, 0x1208)) => n(2),
         (Level::Series, (0x0020, 0x1209)) => n(1),
-        (Level::Study, (0x0008, 0x0061)) => distinct(
-            "SELECT json_extract(main_tags, '$.\"0008,0060\"') FROM resources WHERE parent_id = ?",
-        ),
-        (Level::Study, (0x0008, 0x0062)) => distinct(&format!(
-            "SELECT m.value FROM resources s JOIN resources i ON i.parent_id = s.id \
-             JOIN metadata m ON m.resource_id = i.id AND m.type = {} WHERE s.parent_id = ?",
-            MetadataType::SopClassUid.number()
-        )),
+        (Level::Study, (0x0008, 0x0061)) => {
+            Ok(Some(read::modalities_in_study(c, row.id)?.join("\\")))
+        }
+        (Level::Study, (0x0008, 0x0062)) => {
+            Ok(Some(read::sop_classes_in_study(c, row.id)?.join("\\")))
+        }
         _ => Ok(None),
     }
 }

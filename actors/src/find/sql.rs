@@ -154,13 +154,7 @@ fn add_constraint(st: &mut Statement, level: Level, k: &Constraint) {
         }
         Source::Below(row_level) => {
             let depth = row_level as usize - level as usize;
-            let mut from = "resources d1".to_string();
-            for d in 2..=depth {
-                from.push_str(&format!(
-                    " JOIN resources d{d} ON d{d}.parent_id = d{}.id",
-                    d - 1
-                ));
-            }
+            let from = crate::index::read::descendant_join(depth);
             st.wheres.push(format!(
                 "EXISTS (SELECT 1 FROM {from} WHERE d1.parent_id = r.id AND dicom_match({}, ?, {}))",
                 json(&format!("d{depth}"), k.tag),

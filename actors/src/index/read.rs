@@ -287,12 +287,55 @@ pub fn resource_by_id(c: &Connection, id: i64) -> Result<ResourceRow> {
         .ok_or(IndexError::UnknownResource)
 }
 
-/// The public ids of the children of a resource.
-pub fn children_ids(c: &Connection, id: i64) -> Result<Vec<String>> {
-    let mut stmt =
-        c.prepare_cached("SELECT public_id FROM resources WHERE parent_id = ? ORDER BY id")?;
-    let rows = stmt.query_map([id], |r| r.get(0))?;
-    collect(rows)
+/// `FROM resources d1 JOIN resources d2 ON d2.parent_id = d1.id …` down to `d{depth}`: the
+/// descendants `depth` levels below the resource that `d1.parent_id` names.
+pub fn descendant_join(depth: usize) -> String {
+    let mut from = "resources d1".to_string();
+    for d in 2..=depth {
+        from.push_str(&format!(
+            " JOIN resources d{d} ON d{d}.parent_id = d{}.id",
+            d - 1
+        ));
+    }
+    from
+}
+
+/// How many descendants a resource has `depth` levels below it.
+pub fn count_descendants(c: &Connection, id: i64, depth: usize) -> Result<u64> {
+    let sql = format!(
+        "SELECT count(*) FROM {} WHERE d1.parent_id = ?",
+        descendant_join(depth)
+    );
+    let n: i64 = c.prepare_cached(&sql)?.query_row([id], |r| r.get(0))?;
+    Ok(n as u64)
+}
+
+fn distinct_values(c: &Connection, sql: &str, id: i64) -> Result<Vec<String>> {
+    let mut stmt = c.prepare_cached(sql)?;
+    let values = stmt
+        .query_map([id], |r| r.get::<_, Option<String>>(0))?
+        .filter_map(|v| v.ok().flatten())
+        .collect::<std::collections::BTreeSet<_>>();
+    Ok(values.into_iter().collect())
+}
+
+/// The distinct Modality of a study's series, sorted (ModalitiesInStudy).
+pub fn modalities_in_study(c: &Connection, study: i64) -> Result<Vec<String>> {
+    distinct_values(
+        c,
+        "SELECT json_extract(main_tags, '$.\"0008,0060\"') FROM resources WHERE parent_id = ?",
+        study,
+    )
+}
+
+/// The distinct SOP classes of a study's instances, sorted (SOPClassesInStudy).
+pub fn sop_classes_in_study(c: &Connection, study: i64) -> Result<Vec<String>> {
+    let sql = format!(
+        "SELECT m.value FROM resources s JOIN resources i ON i.parent_id = s.id \
+         JOIN metadata m ON m.resource_id = i.id AND m.type = {} WHERE s.parent_id = ?",
+        crate::model::MetadataType::SopClassUid.number()
+    );
+    distinct_values(c, &sql, study)
 }
 
 /// The descendants of a resource at a lower level.
