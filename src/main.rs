@@ -247,6 +247,9 @@ async fn run(startup: Startup, logs: Arc<LogLevels>) -> Result<(Control, u16, u1
             lua: Some(lua.clone()),
         },
     );
+    pacsnode_actors::recovery::recover(&storage, &reader, &writer, &ingest)
+        .await
+        .context("cannot recover the instances of the last run")?;
     let dicom = if settings.dicom_server_enabled {
         let config = scp_config(&settings, &runtime);
         let server = DicomServer::start(settings.dicom_port, config, ingest.clone())
@@ -317,6 +320,9 @@ async fn run(startup: Startup, logs: Arc<LogLevels>) -> Result<(Control, u16, u1
     let _ = server_task.await;
     drop(dicom);
     drop(changes);
+    if let Err(e) = pacsnode_actors::recovery::forget_folders(&state.writer).await {
+        tracing::warn!("final index commit: {e}");
+    }
     drop(state);
     let dir = settings.index_directory.clone();
     let checkpoint = tokio::task::spawn_blocking(move || index::checkpoint(&dir)).await;

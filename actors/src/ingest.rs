@@ -2,7 +2,9 @@
 //!
 //! For each instance, on a blocking thread: parse the dataset up to Pixel Data, compute the
 //! Orthanc ids, extract main tags and metadata, write the file and fsync it. Then the index
-//! records it in the next group commit, and only then the caller gets its answer.
+//! records it in the next group commit, and only then the caller gets its answer. (That
+//! commit leaves the WAL unsynced: the folder of the file was recorded durably first, so
+//! [`crate::recovery`] finds the file again if a power loss takes its row out of the index.)
 
 use std::sync::{Arc, RwLock};
 
@@ -118,7 +120,12 @@ impl IngestActor {
                 });
             }
         }
-        let file = self.storage.write(&msg.data, settings.compress)?;
+        if let Some((writer, folder)) = self.storage.next_folder() {
+            self.index.write_blocking(move |c| {
+                crate::index::write::claim_storage_folder(c, &writer, &folder)
+            })?;
+        }
+        let (file, handle) = self.storage.write(&msg.data, settings.compress)?;
         let md5 = hex_md5(&msg.data);
         let compressed_md5 = if settings.compress {
             hex_md5(&self.storage.read_raw(&file.uuid)?)
@@ -133,14 +140,20 @@ impl IngestActor {
             .iter()
             .map(|(k, v)| (k.orthanc_name().to_string(), Value::from(v.as_str())))
             .collect();
-        let outcome = match self
-            .index
-            .write_blocking(move |c| crate::index::store_instance(c, &req))
-        {
+        let stored = self
+            .storage
+            .sync(&handle)
+            .map_err(|e| IngestError::Storage(e.into()))
+            .and_then(|()| {
+                self.index
+                    .store_blocking(move |c| crate::index::store_instance(c, &req))
+                    .map_err(IngestError::from)
+            });
+        let outcome = match stored {
             Ok(o) => o,
             Err(e) => {
                 self.storage.remove(&uuid);
-                return Err(e.into());
+                return Err(e);
             }
         };
         let mut obsolete = outcome.obsolete_files;

@@ -21,4 +21,5 @@ pub mod lua;
 pub mod lua_actor;
 pub mod model;
 pub mod preview;
+pub mod recovery;
 pub mod storage;

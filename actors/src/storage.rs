@@ -57,7 +57,9 @@ const FILES_PER_FOLDER: u32 = 1000;
 thread_local! {
     /// The fan-out folder this thread's new files go to, and how many went there. One per
     /// thread: creating a file locks its folder, and concurrent ingests waited on each other.
-    static BUCKET: std::cell::Cell<([u8; 2], u32)> = const { std::cell::Cell::new(([0, 0], 0)) };
+    static BUCKET: std::cell::Cell<Option<([u8; 2], u32)>> = const { std::cell::Cell::new(None) };
+    /// This thread's name in the index's `storage_folders` table.
+    static WRITER: String = uuid::Uuid::new_v4().simple().to_string();
 }
 
 /// Marks the storage root as the top of a directory hierarchy (`chattr +T`), so that ext2/3/4
@@ -107,20 +109,50 @@ impl StorageArea {
         &self.root
     }
 
-    /// A random (version 4) uuid whose first two bytes name the current fan-out folder.
+    /// When this thread's current fan-out folder is full (or it has none), moves it to a new
+    /// random one and returns (this thread's writer name, the folder as `ab/cd`): the caller
+    /// records it durably before writing files there (see `storage_folders` in the index).
+    pub fn next_folder(&self) -> Option<(String, String)> {
+        BUCKET.with(|bucket| {
+            if bucket
+                .get()
+                .is_some_and(|(_, count)| count < FILES_PER_FOLDER)
+            {
+                return None;
+            }
+            let bytes = uuid::Uuid::new_v4().into_bytes();
+            let folder = [bytes[0], bytes[1]];
+            bucket.set(Some((folder, 0)));
+            let name = format!("{:02x}/{:02x}", folder[0], folder[1]);
+            Some((WRITER.with(|w| w.clone()), name))
+        })
+    }
+
+    /// A random (version 4) uuid whose first two bytes name this thread's fan-out folder.
     fn new_uuid(&self) -> String {
         let mut bytes = *uuid::Uuid::new_v4().as_bytes();
         BUCKET.with(|bucket| {
-            let (mut folder, mut count) = bucket.get();
-            if count == 0 || count >= FILES_PER_FOLDER {
-                (folder, count) = ([bytes[0], bytes[1]], 0);
-            }
-            bucket.set((folder, count + 1));
+            let (folder, count) = match bucket.get() {
+                Some((folder, count)) if count < FILES_PER_FOLDER => (folder, count),
+                _ => ([bytes[0], bytes[1]], 0),
+            };
+            bucket.set(Some((folder, count + 1)));
             bytes[..2].copy_from_slice(&folder);
         });
         uuid::Builder::from_random_bytes(bytes)
             .into_uuid()
             .to_string()
+    }
+
+    /// The uuids of the files in a fan-out folder (`ab/cd`); none if it does not exist.
+    pub fn files_in(&self, folder: &str) -> Vec<String> {
+        let Ok(entries) = fs::read_dir(self.root.join(folder)) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|name| uuid::Uuid::parse_str(name).is_ok())
+            .collect()
     }
 
     /// Path of the file holding an attachment.
@@ -130,9 +162,9 @@ impl StorageArea {
         self.root.join(a).join(b).join(uuid)
     }
 
-    /// Writes a new attachment (zlib with an 8-byte size prefix when `compress`), and fsyncs
-    /// it when `SyncStorageArea` is on. Concurrent writes sync in parallel.
-    pub fn write(&self, data: &[u8], compress: bool) -> Result<StoredFile, StorageError> {
+    /// Writes a new attachment (zlib with an 8-byte size prefix when `compress`), not yet
+    /// fsynced: pass the file to [`StorageArea::sync`] before relying on it.
+    pub fn write(&self, data: &[u8], compress: bool) -> Result<(StoredFile, File), StorageError> {
         let uuid = self.new_uuid();
         let path = self.path(&uuid);
         if let Some(dir) = path.parent() {
@@ -160,10 +192,7 @@ impl StorageArea {
             file.write_all(data)?;
             data.len() as u64
         };
-        if self.sync {
-            file.sync_data()?;
-        }
-        Ok(StoredFile {
+        let stored = StoredFile {
             uuid,
             compressed_size,
             uncompressed_size: data.len() as u64,
@@ -172,7 +201,17 @@ impl StorageArea {
             } else {
                 StoredCompression::None
             },
-        })
+        };
+        Ok((stored, file))
+    }
+
+    /// Makes a written file durable (fdatasync) when `SyncStorageArea` is on. Concurrent
+    /// syncs run in parallel.
+    pub fn sync(&self, file: &File) -> std::io::Result<()> {
+        if self.sync {
+            file.sync_data()?;
+        }
+        Ok(())
     }
 
     /// Reads the stored bytes as they are on disk.
@@ -226,7 +265,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let area = StorageArea::new(dir.path(), true).unwrap();
         for compress in [false, true] {
-            let f = area.write(b"hello hello hello", compress).unwrap();
+            let (f, file) = area.write(b"hello hello hello", compress).unwrap();
+            area.sync(&file).unwrap();
             assert!(area
                 .path(&f.uuid)
                 .starts_with(dir.path().join(&f.uuid[..2]).join(&f.uuid[2..4])));

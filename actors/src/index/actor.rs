@@ -1,4 +1,10 @@
 //! [`IndexActor`]: the single writer, on its own thread, with group commit.
+//!
+//! Durability: a batch commits with `synchronous = FULL` (the WAL is fsynced) unless every job
+//! in it is an instance store, which commits with `synchronous = NORMAL` (the WAL is written,
+//! not fsynced): the stored file itself is fsynced first, and the folders new files go to are
+//! recorded durably, so the start-up scan re-indexes any stored file a power loss took out of
+//! the index (see [`crate::recovery`]). A `kill -9` loses nothing either way.
 
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
@@ -7,14 +13,21 @@ use super::IndexError;
 
 /// Called once the transaction holding the job committed (or failed).
 type Done = Box<dyn FnOnce(Result<(), String>) + Send>;
+
 /// A write: runs inside the group transaction, returns how to answer its caller.
-type Job = Box<dyn FnOnce(&Connection) -> Done + Send>;
+struct Job {
+    run: Box<dyn FnOnce(&Connection) -> Done + Send>,
+    /// An instance store whose file is fsynced: the WAL need not be (see the module doc).
+    lazy_sync: bool,
+}
 
 /// The writer actor: its mailbox is bounded; it owns the only writable connection.
 pub struct IndexActor {
     conn: Connection,
     mailbox: mpsc::Receiver<Job>,
     max_batch: usize,
+    /// The connection's current `synchronous` setting: FULL (true) or NORMAL.
+    full_sync: bool,
 }
 
 /// A cloneable handle to send writes to the [`IndexActor`] and await their commit.
@@ -29,6 +42,7 @@ impl IndexActor {
             conn,
             mailbox: rx,
             max_batch: 256,
+            full_sync: true,
         };
         std::thread::Builder::new()
             .name("index-writer".into())
@@ -51,13 +65,27 @@ impl IndexActor {
         tracing::debug!("index writer stopped");
     }
 
+    fn set_full_sync(&mut self, full: bool) {
+        if full != self.full_sync {
+            let pragma = if full { "FULL" } else { "NORMAL" };
+            match self
+                .conn
+                .execute_batch(&format!("PRAGMA synchronous = {pragma}"))
+            {
+                Ok(()) => self.full_sync = full,
+                Err(e) => tracing::error!("cannot set synchronous = {pragma}: {e}"),
+            }
+        }
+    }
+
     /// Runs a batch of jobs in one transaction, commits once, then answers every job.
     fn commit(&mut self, batch: Vec<Job>) {
+        self.set_full_sync(batch.iter().any(|j| !j.lazy_sync));
         if let Err(e) = self.conn.execute_batch("BEGIN IMMEDIATE") {
             tracing::error!("cannot start a transaction: {e}");
             let _ = self.conn.execute_batch("ROLLBACK; BEGIN IMMEDIATE");
         }
-        let dones: Vec<Done> = batch.into_iter().map(|job| job(&self.conn)).collect();
+        let dones: Vec<Done> = batch.into_iter().map(|job| (job.run)(&self.conn)).collect();
         let result = self.conn.execute_batch("COMMIT").map_err(|e| e.to_string());
         if result.is_err() {
             let _ = self.conn.execute_batch("ROLLBACK");
@@ -75,7 +103,7 @@ impl IndexWriter {
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R, IndexError> + Send + 'static,
     {
-        let (job, rx) = job(f);
+        let (job, rx) = job(f, false);
         self.0
             .send(job)
             .await
@@ -89,7 +117,21 @@ impl IndexWriter {
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R, IndexError> + Send + 'static,
     {
-        let (job, rx) = job(f);
+        let (job, rx) = job(f, false);
+        self.0
+            .blocking_send(job)
+            .map_err(|_| IndexError::Unavailable)?;
+        rx.blocking_recv().map_err(|_| IndexError::Unavailable)?
+    }
+
+    /// Records a stored instance whose file is already fsynced, from a blocking thread, and
+    /// waits for the commit (which may leave the WAL unsynced: see the module doc).
+    pub fn store_blocking<R, F>(&self, f: F) -> Result<R, IndexError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, IndexError> + Send + 'static,
+    {
+        let (job, rx) = job(f, true);
         self.0
             .blocking_send(job)
             .map_err(|_| IndexError::Unavailable)?;
@@ -98,13 +140,13 @@ impl IndexWriter {
 }
 
 /// Wraps a write in a savepoint, with the channel that answers its caller after the commit.
-fn job<R, F>(f: F) -> (Job, oneshot::Receiver<Result<R, IndexError>>)
+fn job<R, F>(f: F, lazy_sync: bool) -> (Job, oneshot::Receiver<Result<R, IndexError>>)
 where
     R: Send + 'static,
     F: FnOnce(&Connection) -> Result<R, IndexError> + Send + 'static,
 {
     let (tx, rx) = oneshot::channel();
-    let job: Job = Box::new(move |conn: &Connection| {
+    let run = Box::new(move |conn: &Connection| -> Done {
         let result = match conn.execute_batch("SAVEPOINT job") {
             Ok(()) => {
                 let r = f(conn);
@@ -130,5 +172,5 @@ where
             let _ = tx.send(answer);
         })
     });
-    (job, rx)
+    (Job { run, lazy_sync }, rx)
 }

@@ -492,3 +492,29 @@ pub fn identifiers(c: &Connection, id: i64) -> Result<[String; 4]> {
     }
     Ok(out)
 }
+
+/// The storage folders that may hold files the index lost (see `storage_folders`).
+pub fn storage_folders(c: &Connection) -> Result<Vec<String>> {
+    let mut stmt = c.prepare_cached("SELECT DISTINCT folder FROM storage_folders")?;
+    let rows = stmt.query_map([], |r| r.get(0))?;
+    Ok(rows.collect::<std::result::Result<_, _>>()?)
+}
+
+/// The uuids of the attachments whose file lies in one of these folders (`ab/cd`): one scan.
+pub fn attachments_in_folders(
+    c: &Connection,
+    folders: &[String],
+) -> Result<std::collections::HashSet<String>> {
+    let prefixes: std::collections::HashSet<String> =
+        folders.iter().map(|f| f.replace('/', "")).collect();
+    let mut stmt = c.prepare("SELECT uuid FROM attachments")?;
+    let mut rows = stmt.query([])?;
+    let mut out = std::collections::HashSet::new();
+    while let Some(row) = rows.next()? {
+        let uuid: String = row.get(0)?;
+        if uuid.get(..4).is_some_and(|p| prefixes.contains(p)) {
+            out.insert(uuid);
+        }
+    }
+    Ok(out)
+}

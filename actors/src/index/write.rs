@@ -317,3 +317,16 @@ pub fn remove_label(conn: &Connection, id: i64, label: &str) -> Result<()> {
         .execute(params![id, label])?;
     Ok(())
 }
+
+/// Records the storage folder an ingest thread (`writer`) is about to fill.
+pub fn claim_storage_folder(conn: &Connection, writer: &str, folder: &str) -> Result<()> {
+    conn.prepare_cached("INSERT OR REPLACE INTO storage_folders (writer, folder) VALUES (?, ?)")?
+        .execute(params![writer, folder])?;
+    Ok(())
+}
+
+/// Forgets every recorded storage folder (once the start-up scan went through them).
+pub fn clear_storage_folders(conn: &Connection) -> Result<()> {
+    conn.execute("DELETE FROM storage_folders", [])?;
+    Ok(())
+}
