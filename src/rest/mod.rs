@@ -73,6 +73,8 @@ pub struct AppState {
 
 /// The whole route table.
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    // Routes are tried in order, each dynamic one with a regex: the ingest route goes first.
+    upload::configure(cfg);
     resources::configure(cfg);
     system::configure(cfg);
     tools::configure(cfg);
@@ -85,7 +87,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     images::configure(cfg);
     modalities::configure(cfg);
     remotes::configure(cfg);
-    upload::configure(cfg);
     tags::configure(cfg);
     metadata::configure(cfg);
 }
