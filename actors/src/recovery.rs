@@ -4,7 +4,8 @@
 //! a `kill -9` loses nothing, but a power loss may drop the last commits. Every fan-out
 //! folder an ingest thread fills is recorded durably first (`storage_folders`), so at start-up
 //! the files of those folders that the index does not know are stored again, through the
-//! normal ingest path, then the table is emptied. After a clean stop the table is empty.
+//! normal ingest path, then those rows are deleted (the threads of the new run record their
+//! own). After a clean stop the table is empty.
 
 use actix::Addr;
 
@@ -29,10 +30,14 @@ pub async fn recover(
     ingest: &Addr<IngestActor>,
 ) -> Result<Recovered, IndexError> {
     let mut done = Recovered::default();
-    let folders = reader.with(read::storage_folders).await?;
-    if folders.is_empty() {
+    let rows = reader.with(read::storage_folders).await?;
+    if rows.is_empty() {
         return Ok(done);
     }
+    // The threads of this run record their own folders meanwhile: only these rows go after.
+    let (writers, mut folders): (Vec<String>, Vec<String>) = rows.into_iter().unzip();
+    folders.sort();
+    folders.dedup();
     let scan = folders.clone();
     let known = reader
         .with(move |c| read::attachments_in_folders(c, &scan))
@@ -82,7 +87,9 @@ pub async fn recover(
         let _ = tokio::task::spawn_blocking(move || area.remove(&uuid)).await;
     }
     // A full commit: everything stored before (and just now) is durable from here on.
-    writer.write(write::clear_storage_folders).await?;
+    writer
+        .write(move |c| write::forget_storage_folders(c, Some(&writers)))
+        .await?;
     if done.stored + done.removed > 0 {
         tracing::warn!(
             "recovery: {} stored file(s) indexed again, {} unreadable file(s) removed",
@@ -96,5 +103,7 @@ pub async fn recover(
 /// At a clean stop: one full commit makes every instance store durable, and nothing is left
 /// for the start-up scan.
 pub async fn forget_folders(writer: &IndexWriter) -> Result<(), IndexError> {
-    writer.write(write::clear_storage_folders).await
+    writer
+        .write(|c| write::forget_storage_folders(c, None))
+        .await
 }

@@ -126,6 +126,26 @@ fn instances_whose_index_rows_were_lost_are_indexed_again_at_start() {
     assert!(!garbage.exists(), "the unreadable file is still there");
     // One file per instance: the re-indexed files were not duplicated.
     assert_eq!(stored_files(&storage), 5);
+
+    // The files stored again during the scan are covered too: lose one of them the same way.
+    let dir = server.kill9();
+    {
+        let db = rusqlite::Connection::open(storage.join("index.sqlite")).unwrap();
+        db.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+        let n = db
+            .execute(
+                "DELETE FROM resources WHERE public_id = ?",
+                [&fixtures[4].ids()[3]],
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+    let server = Server::start_in(dir, json!({}));
+    assert_eq!(server.get("/statistics")["CountInstances"], 5);
+    assert_eq!(
+        server.status("GET", &format!("/instances/{}/file", fixtures[4].ids()[3])),
+        200
+    );
 }
 
 /// The number of attachment files under the storage root (`ab/cd/uuid`).

@@ -493,10 +493,11 @@ pub fn identifiers(c: &Connection, id: i64) -> Result<[String; 4]> {
     Ok(out)
 }
 
-/// The storage folders that may hold files the index lost (see `storage_folders`).
-pub fn storage_folders(c: &Connection) -> Result<Vec<String>> {
-    let mut stmt = c.prepare_cached("SELECT DISTINCT folder FROM storage_folders")?;
-    let rows = stmt.query_map([], |r| r.get(0))?;
+/// The storage folders that may hold files the index lost (see `storage_folders`), as
+/// (ingest thread, folder) rows.
+pub fn storage_folders(c: &Connection) -> Result<Vec<(String, String)>> {
+    let mut stmt = c.prepare_cached("SELECT writer, folder FROM storage_folders")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<std::result::Result<_, _>>()?)
 }
 

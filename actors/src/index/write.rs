@@ -325,8 +325,19 @@ pub fn claim_storage_folder(conn: &Connection, writer: &str, folder: &str) -> Re
     Ok(())
 }
 
-/// Forgets every recorded storage folder (once the start-up scan went through them).
-pub fn clear_storage_folders(conn: &Connection) -> Result<()> {
-    conn.execute("DELETE FROM storage_folders", [])?;
+/// Forgets the folders recorded by these ingest threads (of a previous run, once the start-up
+/// scan went through them), or every folder when `writers` is `None` (at a clean stop).
+pub fn forget_storage_folders(conn: &Connection, writers: Option<&[String]>) -> Result<()> {
+    match writers {
+        None => {
+            conn.execute("DELETE FROM storage_folders", [])?;
+        }
+        Some(writers) => {
+            let mut stmt = conn.prepare_cached("DELETE FROM storage_folders WHERE writer = ?")?;
+            for w in writers {
+                stmt.execute([w])?;
+            }
+        }
+    }
     Ok(())
 }
