@@ -14,7 +14,7 @@ use super::metadata::metadata_number;
 use super::middleware::not_allowed;
 use super::requested::parse_names;
 use super::respond::Answer;
-use super::response::{render_sync, Content};
+use super::response::{render_many, Content};
 use super::tools::parse_json;
 use super::AppState;
 
@@ -210,12 +210,16 @@ async fn find(state: web::Data<AppState>, body: web::Bytes) -> ApiResult<Answer>
                 q.limit = limit;
             }
             let ids = find::execute(c, &q).map_err(IndexError::from)?;
+            if matches!(content, Content::Ids) {
+                return Ok(Value::Array(
+                    ids.into_iter().map(|(_, p)| json!(p)).collect(),
+                ));
+            }
             let mut out = Vec::with_capacity(ids.len());
-            for (id, public_id) in ids {
-                out.push(match &content {
-                    Content::Ids => json!(public_id),
-                    content => render_sync(c, &st, &read::resource_by_id(c, id)?, content)?,
-                });
+            for page in ids.chunks(500) {
+                let page: Vec<i64> = page.iter().map(|(id, _)| *id).collect();
+                let rows = read::resources_by_ids(c, &page)?;
+                out.extend(render_many(c, &st, &rows, &content)?);
             }
             Ok(Value::Array(out))
         })

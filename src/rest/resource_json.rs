@@ -1,7 +1,7 @@
 //! The JSON of a resource, as `GET /{level}/{id}` and `?expand` answer it.
 
 use actix_web::HttpRequest;
-use pacsnode_actors::index::read;
+use pacsnode_actors::index::read::{self, Extras};
 use pacsnode_actors::index::{IndexError, ResourceRow};
 use pacsnode_actors::model::main_tags::{self, MainTag};
 use pacsnode_actors::model::{Level, MetadataType};
@@ -86,7 +86,16 @@ pub fn expand_sync(
     row: &ResourceRow,
     format: TagFormat,
 ) -> Result<Value, IndexError> {
-    let extras = read::extras(c, row.id)?;
+    expand_with(c, row, read::extras(c, row.id)?, format)
+}
+
+/// The same, with the resource's [`Extras`] already read (see [`read::extras_many`]).
+pub fn expand_with(
+    c: &Connection,
+    row: &ResourceRow,
+    extras: Extras,
+    format: TagFormat,
+) -> Result<Value, IndexError> {
     let meta = extras.metadata;
     let mut out = Map::new();
     out.insert("ID".into(), json!(row.public_id));

@@ -11,7 +11,7 @@ use super::middleware::not_allowed;
 use super::requested;
 use super::resource_json::TagFormat;
 use super::respond::{arg, flag, Answer};
-use super::response::{render_sync, Content};
+use super::response::{render_many, render_sync, Content};
 use super::AppState;
 use pacsnode_actors::model::main_tags::TagNum;
 
@@ -250,11 +250,7 @@ async fn expand_rows(
     let st = state.clone();
     let list = state
         .reader
-        .with(move |c| {
-            rows.iter()
-                .map(|r| render_sync(c, &st, r, &content))
-                .collect::<Result<Vec<_>, _>>()
-        })
+        .with(move |c| render_many(c, &st, &rows, &content))
         .await?;
     Ok(Value::Array(list))
 }
