@@ -246,3 +246,39 @@ fn modified_instance_found_by_bracketed_name() {
     assert_eq!(tags["PatientID"], "brackets");
     assert_eq!(tags["StudyDescription"], "Chest CT");
 }
+
+/// `Expand` answers exactly what `GET /{level}/{id}` answers for each resource, in every tag
+/// format, labels and metadata included (the find serializes its own, without a JSON tree).
+#[test]
+fn expand_matches_each_resource_in_every_format() {
+    let (server, f) = loaded();
+    let study = f[0].ids()[1].clone();
+    assert_eq!(
+        server.status("PUT", &format!("/studies/{study}/labels/urgent")),
+        200
+    );
+    for (level, plural) in [
+        ("Patient", "patients"),
+        ("Study", "studies"),
+        ("Series", "series"),
+        ("Instance", "instances"),
+    ] {
+        for (flag, query) in [("Simplify", ""), ("Short", "?short"), ("Full", "?full")] {
+            let body = json!({"Level": level, "Query": {}, "Expand": true, flag: true});
+            let (status, found) = find(&server, body);
+            assert_eq!(status, 200);
+            let found = found.as_array().unwrap();
+            assert!(!found.is_empty());
+            for item in found {
+                let id = item["ID"].as_str().unwrap();
+                let one = server.get(&format!("/{plural}/{id}{query}"));
+                assert_eq!(item, &one, "{level} {flag}");
+            }
+        }
+    }
+    // The one labelled study shows its label.
+    let body = json!({"Level": "Study", "Query": {}, "Expand": true, "Labels": ["urgent"]});
+    let (_, found) = find(&server, body);
+    assert_eq!(found[0]["Labels"], json!(["urgent"]));
+    assert_eq!(found[0]["ID"], study);
+}

@@ -2,9 +2,9 @@
 //! [`FindQuery`] (actors' find engine), then each result is rendered as Orthanc does
 //! (`Expand`, `ResponseContent`, `RequestedTags`).
 
-use actix_web::web;
+use actix_web::{web, HttpRequest};
 use pacsnode_actors::find::{self, FindQuery, LabelsConstraint, OrderBy, OrderKey};
-use pacsnode_actors::index::{read, IndexError};
+use pacsnode_actors::index::IndexError;
 use pacsnode_actors::model::main_tags::TagNum;
 use pacsnode_actors::model::Level;
 use serde_json::{json, Map, Value};
@@ -13,7 +13,8 @@ use super::error::{ApiError, ApiResult};
 use super::metadata::metadata_number;
 use super::middleware::not_allowed;
 use super::requested::parse_names;
-use super::respond::Answer;
+use super::resource_json::write_expanded;
+use super::respond::{wants_xml, Answer};
 use super::response::{render_many, Content};
 use super::tools::parse_json;
 use super::AppState;
@@ -194,7 +195,18 @@ async fn parse(state: &AppState, raw: &[u8]) -> ApiResult<Request> {
     })
 }
 
-async fn find(state: web::Data<AppState>, body: web::Bytes) -> ApiResult<Answer> {
+/// A find's answer: JSON to render, or JSON already serialized.
+enum Found {
+    Json(Value),
+    Bytes(Vec<u8>),
+}
+
+async fn find(
+    state: web::Data<AppState>,
+    http: HttpRequest,
+    body: web::Bytes,
+) -> ApiResult<Answer> {
+    let xml = wants_xml(&http);
     let req = parse(&state, &body).await?;
     if req.case_sensitive == Some(true) && req.query.since > 0 {
         return Err(bad("\"CaseSensitive\" cannot be combined with \"Since\""));
@@ -209,22 +221,27 @@ async fn find(state: web::Data<AppState>, body: web::Bytes) -> ApiResult<Answer>
             if limit > 0 && (q.limit == 0 || q.limit > limit) {
                 q.limit = limit;
             }
-            let ids = find::execute(c, &q).map_err(IndexError::from)?;
-            if matches!(content, Content::Ids) {
-                return Ok(Value::Array(
-                    ids.into_iter().map(|(_, p)| json!(p)).collect(),
-                ));
+            if let Content::Ids = content {
+                let ids = find::execute(c, &q).map_err(IndexError::from)?;
+                let ids = ids.into_iter().map(|(_, p)| json!(p)).collect();
+                return Ok(Found::Json(Value::Array(ids)));
             }
-            let mut out = Vec::with_capacity(ids.len());
-            for page in ids.chunks(500) {
-                let page: Vec<i64> = page.iter().map(|(id, _)| *id).collect();
-                let rows = read::resources_by_ids(c, &page)?;
-                out.extend(render_many(c, &st, &rows, &content)?);
+            let rows = find::execute_rows(c, &q)?;
+            match &content {
+                // The common case, serialized as it is read (thousands of studies).
+                Content::Expand { format, requested } if requested.is_empty() && !xml => {
+                    Ok(Found::Bytes(write_expanded(c, &rows, *format)?))
+                }
+                content => Ok(Found::Json(Value::Array(render_many(
+                    c, &st, &rows, content,
+                )?))),
             }
-            Ok(Value::Array(out))
         })
         .await?;
-    Ok(Answer::Json(out))
+    Ok(match out {
+        Found::Json(v) => Answer::Json(v),
+        Found::Bytes(b) => Answer::Bytes(b, "application/json; charset=utf-8"),
+    })
 }
 
 async fn count(state: web::Data<AppState>, body: web::Bytes) -> ApiResult<Answer> {

@@ -6,6 +6,7 @@ use pacsnode_actors::index::{IndexError, ResourceRow};
 use pacsnode_actors::model::main_tags::{self, MainTag};
 use pacsnode_actors::model::{Level, MetadataType};
 use rusqlite::Connection;
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{json, Map, Value};
 
 use super::error::ApiResult;
@@ -51,27 +52,74 @@ impl TagFormat {
     }
 }
 
-/// Renders stored main tags (`{"gggg,eeee": value}`) restricted to `only` in a format.
-pub fn format_main_tags(stored: &Map<String, Value>, only: &[MainTag], format: TagFormat) -> Value {
-    let mut out = Map::new();
-    // Walk the stored keys (a few) rather than formatting a key per main tag.
-    for (key, v) in stored {
-        let Some(tag) = main_tags::parse_tag_key(key) else {
-            continue;
-        };
-        let Some(m) = only.iter().find(|m| m.tag == tag) else {
-            continue;
-        };
-        match format {
-            TagFormat::Simplify => out.insert(m.name.to_string(), v.clone()),
-            TagFormat::Short => out.insert(key.clone(), v.clone()),
-            TagFormat::Full => out.insert(
-                key.clone(),
-                json!({"Name": m.name, "Type": "String", "Value": v}),
-            ),
-        };
+/// Stored main tags (`{"gggg,eeee": value}`) restricted to `only`, shown in a format:
+/// serialized straight from the stored map, keys in JSON-object (sorted) order.
+pub struct MainTags<'a> {
+    stored: &'a Map<String, Value>,
+    only: &'static [MainTag],
+    format: TagFormat,
+}
+
+impl Serialize for MainTags<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // Walk the stored keys (a few) rather than formatting a key per main tag.
+        let mut tags: Vec<(&str, &MainTag, &Value)> = self
+            .stored
+            .iter()
+            .filter_map(|(key, v)| {
+                let tag = main_tags::parse_tag_key(key)?;
+                let m = self.only.iter().find(|m| m.tag == tag)?;
+                Some((key.as_str(), m, v))
+            })
+            .collect();
+        if self.format == TagFormat::Simplify {
+            tags.sort_unstable_by_key(|(_, m, _)| m.name);
+        }
+        let mut map = s.serialize_map(Some(tags.len()))?;
+        for (key, m, v) in tags {
+            match self.format {
+                TagFormat::Simplify => map.serialize_entry(m.name, v)?,
+                TagFormat::Short => map.serialize_entry(key, v)?,
+                TagFormat::Full => map
+                    .serialize_entry(key, &json!({"Name": m.name, "Type": "String", "Value": v}))?,
+            }
+        }
+        map.end()
     }
-    Value::Object(out)
+}
+
+/// One field of a resource's JSON, borrowed from its row and [`Extras`] where possible.
+pub enum Field<'a> {
+    Str(&'a str),
+    Bool(bool),
+    List(&'a [String]),
+    Tags(MainTags<'a>),
+    Json(Value),
+}
+
+impl Serialize for Field<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Field::Str(v) => s.serialize_str(v),
+            Field::Bool(v) => s.serialize_bool(*v),
+            Field::List(v) => v.serialize(s),
+            Field::Tags(v) => v.serialize(s),
+            Field::Json(v) => v.serialize(s),
+        }
+    }
+}
+
+/// The JSON of a resource as `GET /{level}/{id}` answers it: its fields in key order.
+pub struct Expanded<'a>(Vec<(&'static str, Field<'a>)>);
+
+impl Serialize for Expanded<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
 }
 
 fn metadata_value(meta: &[(i64, String, i64)], kind: MetadataType) -> Option<&str> {
@@ -96,22 +144,38 @@ pub fn expand_with(
     extras: Extras,
     format: TagFormat,
 ) -> Result<Value, IndexError> {
-    let meta = extras.metadata;
-    let mut out = Map::new();
-    out.insert("ID".into(), json!(row.public_id));
-    out.insert("Type".into(), json!(row.level.name()));
-    out.insert(
-        "MainDicomTags".into(),
-        format_main_tags(&row.main_tags, main_tags::for_level(row.level), format),
-    );
-    out.insert("Labels".into(), json!(extras.labels));
-    if let Some(p) = extras.parent {
+    let fields = expanded(c, row, &extras, format)?;
+    serde_json::to_value(fields).map_err(|e| IndexError::BadRequest(e.to_string()))
+}
+
+/// The fields of a resource's JSON (the series status and the instance's file need a query).
+pub fn expanded<'a>(
+    c: &Connection,
+    row: &'a ResourceRow,
+    extras: &'a Extras,
+    format: TagFormat,
+) -> Result<Expanded<'a>, IndexError> {
+    let meta = &extras.metadata;
+    let tags = |only| {
+        Field::Tags(MainTags {
+            stored: &row.main_tags,
+            only,
+            format,
+        })
+    };
+    let mut out = vec![
+        ("ID", Field::Str(&row.public_id)),
+        ("Type", Field::Str(row.level.name())),
+        ("MainDicomTags", tags(main_tags::for_level(row.level))),
+        ("Labels", Field::List(&extras.labels)),
+    ];
+    if let Some(p) = &extras.parent {
         let key = match row.level {
             Level::Study => "ParentPatient",
             Level::Series => "ParentStudy",
             _ => "ParentSeries",
         };
-        out.insert(key.into(), json!(p));
+        out.push((key, Field::Str(p)));
     }
     if let Some(child) = row.level.child() {
         let key = match child {
@@ -119,57 +183,74 @@ pub fn expand_with(
             Level::Series => "Series",
             _ => "Instances",
         };
-        out.insert(key.into(), json!(extras.children));
+        out.push((key, Field::List(&extras.children)));
     }
     if row.level != Level::Instance {
-        out.insert("IsStable".into(), json!(row.is_stable));
-        if let Some(v) = metadata_value(&meta, MetadataType::LastUpdate) {
-            out.insert("LastUpdate".into(), json!(v));
+        out.push(("IsStable", Field::Bool(row.is_stable)));
+        if let Some(v) = metadata_value(meta, MetadataType::LastUpdate) {
+            out.push(("LastUpdate", Field::Str(v)));
         }
     }
     match row.level {
-        Level::Patient => {
-            out.insert("IsProtected".into(), json!(row.protected));
-        }
-        Level::Study => {
-            out.insert(
-                "PatientMainDicomTags".into(),
-                format_main_tags(&row.main_tags, main_tags::PATIENT, format),
-            );
-        }
+        Level::Patient => out.push(("IsProtected", Field::Bool(row.protected))),
+        Level::Study => out.push(("PatientMainDicomTags", tags(main_tags::PATIENT))),
         Level::Series => {
-            let expected = metadata_value(&meta, MetadataType::ExpectedNumberOfInstances)
+            let expected = metadata_value(meta, MetadataType::ExpectedNumberOfInstances)
                 .and_then(|v| v.parse::<u64>().ok());
             let indexes = read::children_metadata(c, row.id, MetadataType::IndexInSeries.number())?;
             let status = series_status(expected, &indexes);
-            out.insert("Status".into(), json!(status));
-            out.insert(
-                "ExpectedNumberOfInstances".into(),
-                json!(expected.filter(|_| status != "Unknown")),
-            );
+            out.push(("Status", Field::Str(status)));
+            let expected = expected.filter(|_| status != "Unknown");
+            out.push(("ExpectedNumberOfInstances", Field::Json(json!(expected))));
         }
         Level::Instance => {
             if let Some(a) = read::attachments(c, row.id)?
                 .into_iter()
                 .find(|a| a.file_type == 1)
             {
-                out.insert("FileSize".into(), json!(a.uncompressed_size));
-                out.insert("FileUuid".into(), json!(a.uuid));
+                out.push(("FileSize", Field::Json(json!(a.uncompressed_size))));
+                out.push(("FileUuid", Field::Json(json!(a.uuid))));
             }
-            let index = metadata_value(&meta, MetadataType::IndexInSeries)
+            let index = metadata_value(meta, MetadataType::IndexInSeries)
                 .and_then(|v| v.parse::<i64>().ok());
-            out.insert("IndexInSeries".into(), json!(index));
+            out.push(("IndexInSeries", Field::Json(json!(index))));
         }
     }
     for (kind, key) in [
         (MetadataType::AnonymizedFrom, "AnonymizedFrom"),
         (MetadataType::ModifiedFrom, "ModifiedFrom"),
     ] {
-        if let Some(v) = metadata_value(&meta, kind) {
-            out.insert(key.into(), json!(v));
+        if let Some(v) = metadata_value(meta, kind) {
+            out.push((key, Field::Str(v)));
         }
     }
-    Ok(Value::Object(out))
+    // The order of a JSON object's keys in every answer (serde_json's map is sorted).
+    out.sort_unstable_by_key(|(k, _)| *k);
+    Ok(Expanded(out))
+}
+
+/// The JSON array of many expanded resources, serialized as it is built (no `Value` tree),
+/// their extras read a page at a time. Blocking.
+pub fn write_expanded(
+    c: &Connection,
+    rows: &[ResourceRow],
+    format: TagFormat,
+) -> Result<Vec<u8>, IndexError> {
+    use serde::ser::SerializeSeq;
+    let bad = |e: serde_json::Error| IndexError::BadRequest(e.to_string());
+    let mut out = Vec::with_capacity(rows.len() * 1024 + 2);
+    let mut ser = serde_json::Serializer::pretty(&mut out);
+    let mut seq = ser.serialize_seq(Some(rows.len())).map_err(bad)?;
+    let none = Extras::default();
+    for page in rows.chunks(500) {
+        let extras = read::extras_many(c, page)?;
+        for row in page {
+            let fields = expanded(c, row, extras.get(&row.id).unwrap_or(&none), format)?;
+            seq.serialize_element(&fields).map_err(bad)?;
+        }
+    }
+    SerializeSeq::end(seq).map_err(bad)?;
+    Ok(out)
 }
 
 /// Orthanc's series status from ExpectedNumberOfInstances and the instances' IndexInSeries.

@@ -31,7 +31,7 @@ impl Responder for Answer {
     }
 }
 
-fn wants_xml(req: &HttpRequest) -> bool {
+pub fn wants_xml(req: &HttpRequest) -> bool {
     let a = accept_of(req);
     (a.contains("application/xml") || a.contains("text/xml")) && !a.contains("application/json")
 }

@@ -199,6 +199,18 @@ pub fn execute(c: &Connection, q: &FindQuery) -> Result<Vec<(i64, String)>, Find
     Ok(out)
 }
 
+/// The same as [`execute`], as whole rows (for `Expand`).
+pub fn execute_rows(
+    c: &Connection,
+    q: &FindQuery,
+) -> Result<Vec<crate::index::ResourceRow>, IndexError> {
+    if q.constraints.iter().all(|k| k.source != Source::Dataset) {
+        return Ok(sql::rows(c, q, q.since, q.limit)?);
+    }
+    let ids: Vec<i64> = execute(c, q)?.into_iter().map(|(id, _)| id).collect();
+    crate::index::read::resources_by_ids(c, &ids)
+}
+
 /// How many resources match (`Since` and `Limit` are ignored, as Orthanc does).
 pub fn count(c: &Connection, q: &FindQuery) -> Result<u64, FindError> {
     if q.constraints.iter().any(|k| k.source == Source::Dataset) {

@@ -7,6 +7,7 @@ use rusqlite::Connection;
 
 use super::matching::RANGE;
 use super::{Constraint, FindError, FindQuery, LabelsConstraint, OrderKey, Source};
+use crate::index::{read, ResourceRow};
 use crate::model::main_tags::{self, TagNum};
 use crate::model::Level;
 
@@ -193,7 +194,7 @@ fn add_labels(st: &mut Statement, q: &FindQuery) {
 }
 
 /// `SELECT r.id FROM … WHERE …` and its parameters, without ORDER BY.
-fn build(q: &FindQuery, depth: usize) -> Result<(Statement, String), FindError> {
+fn build(q: &FindQuery, depth: usize, cols: &str) -> Result<(Statement, String), FindError> {
     let mut st = Statement {
         depth,
         ..Default::default()
@@ -239,7 +240,7 @@ fn build(q: &FindQuery, depth: usize) -> Result<(Statement, String), FindError> 
         from.push_str(&format!(" JOIN {table} ON a{d}.id = {below}.parent_id"));
     }
     let sql = format!(
-        "SELECT r.id, r.public_id FROM {from} WHERE {}",
+        "SELECT {cols} FROM {from} WHERE {}",
         st.wheres.join(" AND ")
     );
     Ok((st, sql))
@@ -288,10 +289,40 @@ pub fn ids(
     since: u64,
     limit: u64,
 ) -> Result<Vec<(i64, String)>, FindError> {
+    select(c, q, since, limit, "r.id, r.public_id", |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+    })
+}
+
+/// The same, as whole rows (what `Expand` shows), read by the statement that matched them.
+pub fn rows(
+    c: &Connection,
+    q: &FindQuery,
+    since: u64,
+    limit: u64,
+) -> Result<Vec<ResourceRow>, FindError> {
+    select(
+        c,
+        q,
+        since,
+        limit,
+        &read::resource_cols("r"),
+        read::resource_from,
+    )
+}
+
+fn select<T>(
+    c: &Connection,
+    q: &FindQuery,
+    since: u64,
+    limit: u64,
+    cols: &str,
+    map: impl FnMut(&rusqlite::Row) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, FindError> {
     // The ancestors that ordering needs are joined too.
     let mut order_st = Statement::default();
     let mut order = order_by(&mut order_st, q);
-    let (st, select) = build(q, order_st.depth)?;
+    let (st, select) = build(q, order_st.depth, cols)?;
     if let (true, Some(expr)) = (q.order_by.is_empty(), &st.index_order) {
         order = format!("{expr}, r.id");
     }
@@ -299,15 +330,13 @@ pub fn ids(
     let sql = format!("{select} ORDER BY {order} LIMIT {limit} OFFSET {since}");
     tracing::trace!("find: {sql}");
     let mut stmt = c.prepare_cached(&sql)?;
-    let rows = stmt.query_map(rusqlite::params_from_iter(st.params.iter()), |r| {
-        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-    })?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(st.params.iter()), map)?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
 /// How many resources match.
 pub fn count(c: &Connection, q: &FindQuery) -> Result<u64, FindError> {
-    let (st, select) = build(q, 0)?;
+    let (st, select) = build(q, 0, "r.id")?;
     let sql = format!("SELECT count(*) FROM ({select})");
     let mut stmt = c.prepare_cached(&sql)?;
     let n: i64 = stmt.query_row(rusqlite::params_from_iter(st.params.iter()), |r| r.get(0))?;

@@ -117,11 +117,6 @@ pub(crate) fn connect(path: &Path, read_only: bool) -> Result<rusqlite::Connecti
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
          PRAGMA cache_size = -16000; PRAGMA temp_store = MEMORY; PRAGMA journal_size_limit = 67108864;",
     )?;
-    if read_only {
-        // Readers map the database instead of copying pages out of the OS cache with a
-        // system call each (a tenth of the CPU of a large find with Expand).
-        conn.execute_batch("PRAGMA mmap_size = 1073741824;")?;
-    }
     conn.set_prepared_statement_cache_capacity(64);
     crate::find::matching::register(&conn)?;
     Ok(conn)

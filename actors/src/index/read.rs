@@ -47,7 +47,20 @@ pub struct AttachmentRow {
     pub revision: i64,
 }
 
-fn resource_from(row: &Row) -> rusqlite::Result<ResourceRow> {
+/// The columns [`resource_from`] reads, of the `resources` table aliased `alias`.
+pub fn resource_cols(alias: &str) -> String {
+    RESOURCE_COLS
+        .split(", ")
+        .map(|c| match c.strip_prefix("json(") {
+            Some(inner) => format!("json({alias}.{inner}"),
+            None => format!("{alias}.{c}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A [`ResourceRow`] from the columns of [`RESOURCE_COLS`].
+pub fn resource_from(row: &Row) -> rusqlite::Result<ResourceRow> {
     let tags: String = row.get(4)?;
     Ok(ResourceRow {
         id: row.get(0)?,
