@@ -289,6 +289,7 @@ async fn run(startup: Startup, logs: Arc<LogLevels>) -> Result<(Control, u16, u1
         .map_or(2, |n| n.get())
         .min(settings.http_threads_count.max(1));
     let app_state = state.clone();
+    let no_delay = settings.tcp_no_delay;
     let server = HttpServer::new(move || {
         App::new()
             .app_data(app_state.clone())
@@ -300,6 +301,13 @@ async fn run(startup: Startup, logs: Arc<LogLevels>) -> Result<(Control, u16, u1
             .default_service(web::to(rest::middleware::unknown_route))
     })
     .workers(workers)
+    // `TcpNoDelay` (Orthanc's default: true). Without it the tail of a large answer waited
+    // for the client's delayed ACK: 40 ms more on a 1 MB find, one time in two.
+    .on_connect(move |conn, _| {
+        if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+            let _ = tcp.set_nodelay(no_delay);
+        }
+    })
     .keep_alive(keep_alive)
     .client_request_timeout(Duration::from_secs(10))
     .client_disconnect_timeout(Duration::from_secs(1))

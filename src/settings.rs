@@ -48,6 +48,7 @@ pub struct Settings {
     pub stable_age: u64,
     pub keep_alive: bool,
     pub keep_alive_timeout: u64,
+    pub tcp_no_delay: bool,
     pub http_threads_count: usize,
     pub overwrite_instances: bool,
     pub execute_lua_enabled: bool,

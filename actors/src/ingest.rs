@@ -121,9 +121,14 @@ impl IngestActor {
             }
         }
         if let Some((writer, folder)) = self.storage.next_folder() {
-            self.index.write_blocking(move |c| {
+            let claimed = self.index.write_blocking(move |c| {
                 crate::index::write::claim_storage_folder(c, &writer, &folder)
-            })?;
+            });
+            if let Err(e) = claimed {
+                // No file may go to a folder the start-up scan would not know.
+                self.storage.abandon_folder();
+                return Err(e.into());
+            }
         }
         let (file, handle) = self.storage.write(&msg.data, settings.compress)?;
         let md5 = hex_md5(&msg.data);

@@ -128,6 +128,12 @@ impl StorageArea {
         })
     }
 
+    /// Forgets the folder [`StorageArea::next_folder`] just chose (it could not be recorded):
+    /// the next file asks for a new one.
+    pub fn abandon_folder(&self) {
+        BUCKET.with(|bucket| bucket.set(None));
+    }
+
     /// A random (version 4) uuid whose first two bytes name this thread's fan-out folder.
     fn new_uuid(&self) -> String {
         let mut bytes = *uuid::Uuid::new_v4().as_bytes();
