@@ -226,15 +226,22 @@ async fn find(
                 let ids = ids.into_iter().map(|(_, p)| json!(p)).collect();
                 return Ok(Found::Json(Value::Array(ids)));
             }
-            let rows = find::execute_rows(c, &q)?;
+            let page = 500;
             match &content {
                 // The common case, serialized as it is read (thousands of studies).
                 Content::Expand { format, requested } if requested.is_empty() && !xml => {
-                    Ok(Found::Bytes(write_expanded(c, &rows, *format)?))
+                    let body =
+                        write_expanded(c, *format, |each| find::rows_in_pages(c, &q, page, each))?;
+                    Ok(Found::Bytes(body))
                 }
-                content => Ok(Found::Json(Value::Array(render_many(
-                    c, &st, &rows, content,
-                )?))),
+                content => {
+                    let mut out = Vec::new();
+                    find::rows_in_pages(c, &q, page, &mut |rows| {
+                        out.extend(render_many(c, &st, rows, content)?);
+                        Ok(())
+                    })?;
+                    Ok(Found::Json(Value::Array(out)))
+                }
             }
         })
         .await?;

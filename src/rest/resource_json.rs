@@ -229,26 +229,29 @@ pub fn expanded<'a>(
     Ok(Expanded(out))
 }
 
-/// The JSON array of many expanded resources, serialized as it is built (no `Value` tree),
-/// their extras read a page at a time. Blocking.
+/// The JSON array of many expanded resources, serialized as it is built (no `Value` tree):
+/// `fill` hands over the rows a page at a time, whose extras are read per page. Blocking.
 pub fn write_expanded(
     c: &Connection,
-    rows: &[ResourceRow],
     format: TagFormat,
+    fill: impl FnOnce(
+        &mut dyn FnMut(&[ResourceRow]) -> Result<(), IndexError>,
+    ) -> Result<(), IndexError>,
 ) -> Result<Vec<u8>, IndexError> {
     use serde::ser::SerializeSeq;
     let bad = |e: serde_json::Error| IndexError::BadRequest(e.to_string());
-    let mut out = Vec::with_capacity(rows.len() * 1024 + 2);
+    let mut out = Vec::new();
     let mut ser = serde_json::Serializer::pretty(&mut out);
-    let mut seq = ser.serialize_seq(Some(rows.len())).map_err(bad)?;
+    let mut seq = ser.serialize_seq(None).map_err(bad)?;
     let none = Extras::default();
-    for page in rows.chunks(500) {
+    fill(&mut |page: &[ResourceRow]| {
         let extras = read::extras_many(c, page)?;
         for row in page {
             let fields = expanded(c, row, extras.get(&row.id).unwrap_or(&none), format)?;
             seq.serialize_element(&fields).map_err(bad)?;
         }
-    }
+        Ok(())
+    })?;
     SerializeSeq::end(seq).map_err(bad)?;
     Ok(out)
 }

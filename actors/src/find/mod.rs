@@ -199,16 +199,21 @@ pub fn execute(c: &Connection, q: &FindQuery) -> Result<Vec<(i64, String)>, Find
     Ok(out)
 }
 
-/// The same as [`execute`], as whole rows (for `Expand`).
-pub fn execute_rows(
+/// The same as [`execute`], as whole rows (for `Expand`), handed to `each` a page at a time.
+pub fn rows_in_pages(
     c: &Connection,
     q: &FindQuery,
-) -> Result<Vec<crate::index::ResourceRow>, IndexError> {
+    page: usize,
+    each: &mut dyn FnMut(&[crate::index::ResourceRow]) -> Result<(), IndexError>,
+) -> Result<(), IndexError> {
     if q.constraints.iter().all(|k| k.source != Source::Dataset) {
-        return Ok(sql::rows(c, q, q.since, q.limit)?);
+        return sql::rows_in_pages(c, q, page, each);
     }
     let ids: Vec<i64> = execute(c, q)?.into_iter().map(|(id, _)| id).collect();
-    crate::index::read::resources_by_ids(c, &ids)
+    for chunk in ids.chunks(page) {
+        each(&crate::index::read::resources_by_ids(c, chunk)?)?;
+    }
+    Ok(())
 }
 
 /// How many resources match (`Since` and `Limit` are ignored, as Orthanc does).

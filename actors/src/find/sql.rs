@@ -7,7 +7,7 @@ use rusqlite::Connection;
 
 use super::matching::RANGE;
 use super::{Constraint, FindError, FindQuery, LabelsConstraint, OrderKey, Source};
-use crate::index::{read, ResourceRow};
+use crate::index::{read, IndexError, ResourceRow};
 use crate::model::main_tags::{self, TagNum};
 use crate::model::Level;
 
@@ -294,21 +294,29 @@ pub fn ids(
     })
 }
 
-/// The same, as whole rows (what `Expand` shows), read by the statement that matched them.
-pub fn rows(
+/// The same, as whole rows (what `Expand` shows) read by the statement that matched them,
+/// handed to `each` a page at a time (memory stays bounded whatever the number of results).
+pub fn rows_in_pages(
     c: &Connection,
     q: &FindQuery,
-    since: u64,
-    limit: u64,
-) -> Result<Vec<ResourceRow>, FindError> {
-    select(
-        c,
-        q,
-        since,
-        limit,
-        &read::resource_cols("r"),
-        read::resource_from,
-    )
+    page: usize,
+    each: &mut dyn FnMut(&[ResourceRow]) -> Result<(), IndexError>,
+) -> Result<(), IndexError> {
+    let (sql, params) = statement(q, q.since, q.limit, &read::resource_cols("r"))?;
+    let mut stmt = c.prepare_cached(&sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
+    let mut buf = Vec::with_capacity(page);
+    while let Some(row) = rows.next()? {
+        buf.push(read::resource_from(row)?);
+        if buf.len() == page {
+            each(&buf)?;
+            buf.clear();
+        }
+    }
+    if !buf.is_empty() {
+        each(&buf)?;
+    }
+    Ok(())
 }
 
 fn select<T>(
@@ -319,6 +327,19 @@ fn select<T>(
     cols: &str,
     map: impl FnMut(&rusqlite::Row) -> rusqlite::Result<T>,
 ) -> Result<Vec<T>, FindError> {
+    let (sql, params) = statement(q, since, limit, cols)?;
+    let mut stmt = c.prepare_cached(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(params.iter()), map)?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// The SQL of a find (with its ORDER BY, LIMIT and OFFSET) and its parameters.
+fn statement(
+    q: &FindQuery,
+    since: u64,
+    limit: u64,
+    cols: &str,
+) -> Result<(String, Vec<SqlValue>), FindError> {
     // The ancestors that ordering needs are joined too.
     let mut order_st = Statement::default();
     let mut order = order_by(&mut order_st, q);
@@ -329,9 +350,7 @@ fn select<T>(
     let limit = if limit == 0 { -1 } else { limit as i64 };
     let sql = format!("{select} ORDER BY {order} LIMIT {limit} OFFSET {since}");
     tracing::trace!("find: {sql}");
-    let mut stmt = c.prepare_cached(&sql)?;
-    let rows = stmt.query_map(rusqlite::params_from_iter(st.params.iter()), map)?;
-    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    Ok((sql, st.params))
 }
 
 /// How many resources match.
