@@ -14,11 +14,6 @@ mod logging;
 mod rest;
 mod settings;
 
-/// mimalloc: large finds with `Expand` spent a quarter of their CPU in glibc's malloc/free
-/// (perf: `malloc_consolidate`, `unlink_chunk`).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
