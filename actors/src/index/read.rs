@@ -583,27 +583,11 @@ pub fn extras_many(
     let sql = format!(
         "SELECT parent_id, public_id FROM resources WHERE parent_id IN {ids} ORDER BY parent_id, id"
     );
-    for row in c
-        .prepare(&sql)?
-        .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get(1)?)))?
-    {
-        let (id, child) = row?;
-        if let Some(e) = out.get_mut(&id) {
-            e.children.push(child);
-        }
-    }
+    append_each(c, &sql, &mut out, |e| &mut e.children)?;
     let sql = format!(
         "SELECT resource_id, label FROM labels WHERE resource_id IN {ids} ORDER BY resource_id, label"
     );
-    for row in c
-        .prepare(&sql)?
-        .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get(1)?)))?
-    {
-        let (id, label) = row?;
-        if let Some(e) = out.get_mut(&id) {
-            e.labels.push(label);
-        }
-    }
+    append_each(c, &sql, &mut out, |e| &mut e.labels)?;
     let sql = format!(
         "SELECT resource_id, type, value, revision FROM metadata WHERE resource_id IN {ids} \
          ORDER BY resource_id, type"
@@ -619,4 +603,22 @@ pub fn extras_many(
         }
     }
     Ok(out)
+}
+
+/// Runs `sql`, whose rows are (resource id, text), and appends each text to the `list` of
+/// that resource's [`Extras`].
+fn append_each(
+    c: &Connection,
+    sql: &str,
+    out: &mut std::collections::HashMap<i64, Extras>,
+    list: fn(&mut Extras) -> &mut Vec<String>,
+) -> Result<()> {
+    let mut stmt = c.prepare(sql)?;
+    for row in stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))? {
+        let (id, text) = row?;
+        if let Some(e) = out.get_mut(&id) {
+            list(e).push(text);
+        }
+    }
+    Ok(())
 }
