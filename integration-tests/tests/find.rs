@@ -274,6 +274,15 @@ fn expand_matches_each_resource_in_every_format() {
                 let one = server.get(&format!("/{plural}/{id}{query}"));
                 assert_eq!(item, &one, "{level} {flag}");
             }
+            // The lists with `expand` answer the same, in creation order.
+            let sep = if query.is_empty() { "?" } else { "&" };
+            let listed = server.get(&format!("/{plural}{query}{sep}expand"));
+            let mut listed = listed.as_array().unwrap().clone();
+            let mut found = found.clone();
+            let by_id = |v: &Value| v["ID"].as_str().unwrap().to_string();
+            listed.sort_by_key(by_id);
+            found.sort_by_key(by_id);
+            assert_eq!(listed, found, "/{plural}{query}{sep}expand");
         }
     }
     // The one labelled study shows its label.

@@ -9,8 +9,8 @@ use serde_json::{json, Value};
 use super::error::{ApiError, ApiResult};
 use super::middleware::not_allowed;
 use super::requested;
-use super::resource_json::TagFormat;
-use super::respond::{arg, flag, Answer};
+use super::resource_json::{write_expanded, TagFormat};
+use super::respond::{arg, flag, wants_xml, Answer};
 use super::response::{render_many, render_sync, Content};
 use super::AppState;
 use pacsnode_actors::model::main_tags::TagNum;
@@ -99,6 +99,18 @@ async fn list(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<Answer>
         let format = TagFormat::from_request(&req, TagFormat::Simplify)?;
         let requested = requested::from_request(&req)?;
         let rows = state.reader.list(level, since, limit).await?;
+        if requested.is_empty() && !wants_xml(&req) {
+            // Serialized straight from the rows, as `/tools/find` does.
+            let body = state
+                .reader
+                .with(move |c| {
+                    write_expanded(c, format, |each| {
+                        rows.chunks(500).try_for_each(|page| each(page))
+                    })
+                })
+                .await?;
+            return Ok(Answer::Bytes(body, "application/json; charset=utf-8"));
+        }
         Ok(Answer::Json(
             expand_rows(&state, rows, format, requested).await?,
         ))
