@@ -104,9 +104,7 @@ async fn list(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<Answer>
             let body = state
                 .reader
                 .with(move |c| {
-                    write_expanded(c, format, |each| {
-                        rows.chunks(500).try_for_each(|page| each(page))
-                    })
+                    write_expanded(c, format, |each| rows.chunks(500).try_for_each(each))
                 })
                 .await?;
             return Ok(Answer::Bytes(body, "application/json; charset=utf-8"));
