@@ -13,7 +13,7 @@ use super::error::{ApiError, ApiResult};
 use super::metadata::metadata_number;
 use super::middleware::not_allowed;
 use super::requested::parse_names;
-use super::resource_json::write_expanded;
+use super::resource_json::{write_expanded, EXPAND_PAGE};
 use super::respond::{wants_xml, Answer};
 use super::response::{render_many, Content};
 use super::tools::parse_json;
@@ -226,7 +226,7 @@ async fn find(
                 let ids = ids.into_iter().map(|(_, p)| json!(p)).collect();
                 return Ok(Found::Json(Value::Array(ids)));
             }
-            let page = 500;
+            let page = EXPAND_PAGE;
             match &content {
                 // The common case, serialized as it is read (thousands of studies).
                 Content::Expand { format, requested } if requested.is_empty() && !xml => {

@@ -134,7 +134,8 @@ pub fn expand_sync(
     row: &ResourceRow,
     format: TagFormat,
 ) -> Result<Value, IndexError> {
-    expand_with(c, row, read::extras(c, row.id)?, format)
+    let extras = read::extras_many(c, std::slice::from_ref(row))?.remove(&row.id);
+    expand_with(c, row, extras.unwrap_or_default(), format)
 }
 
 /// The same, with the resource's [`Extras`] already read (see [`read::extras_many`]).
@@ -228,6 +229,9 @@ pub fn expanded<'a>(
     out.sort_unstable_by_key(|(k, _)| *k);
     Ok(Expanded(out))
 }
+
+/// How many resources are read and expanded at a time (rows, then their extras).
+pub const EXPAND_PAGE: usize = 500;
 
 /// The JSON array of many expanded resources, serialized as it is built (no `Value` tree):
 /// `fill` hands over the rows a page at a time, whose extras are read per page. Blocking.

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use super::error::{ApiError, ApiResult};
 use super::middleware::not_allowed;
 use super::requested;
-use super::resource_json::{write_expanded, TagFormat};
+use super::resource_json::{write_expanded, TagFormat, EXPAND_PAGE};
 use super::respond::{arg, flag, wants_xml, Answer};
 use super::response::{render_many, render_sync, Content};
 use super::AppState;
@@ -104,7 +104,9 @@ async fn list(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<Answer>
             let body = state
                 .reader
                 .with(move |c| {
-                    write_expanded(c, format, |each| rows.chunks(500).try_for_each(each))
+                    write_expanded(c, format, |each| {
+                        rows.chunks(EXPAND_PAGE).try_for_each(each)
+                    })
                 })
                 .await?;
             return Ok(Answer::Bytes(body, "application/json; charset=utf-8"));

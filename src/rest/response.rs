@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 use super::error::{ApiError, ApiResult};
 use super::metadata::metadata_name;
 use super::requested::requested_tags_sync;
-use super::resource_json::{expand_sync, expand_with, TagFormat};
+use super::resource_json::{expand_sync, expand_with, TagFormat, EXPAND_PAGE};
 use super::AppState;
 
 /// The form of each answer of a find.
@@ -95,7 +95,7 @@ pub fn render_many(
         return Ok(rows.iter().map(|r| json!(r.public_id)).collect());
     }
     let mut out = Vec::with_capacity(rows.len());
-    for page in rows.chunks(500) {
+    for page in rows.chunks(EXPAND_PAGE) {
         let mut extras = read::extras_many(c, page)?;
         for row in page {
             out.push(render_with(c, state, row, extras.remove(&row.id), content)?);

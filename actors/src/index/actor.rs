@@ -117,11 +117,7 @@ impl IndexWriter {
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R, IndexError> + Send + 'static,
     {
-        let (job, rx) = job(f, false);
-        self.0
-            .blocking_send(job)
-            .map_err(|_| IndexError::Unavailable)?;
-        rx.blocking_recv().map_err(|_| IndexError::Unavailable)?
+        self.run_blocking(f, false)
     }
 
     /// Records a stored instance whose file is already fsynced, from a blocking thread, and
@@ -131,7 +127,15 @@ impl IndexWriter {
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R, IndexError> + Send + 'static,
     {
-        let (job, rx) = job(f, true);
+        self.run_blocking(f, true)
+    }
+
+    fn run_blocking<R, F>(&self, f: F, lazy_sync: bool) -> Result<R, IndexError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, IndexError> + Send + 'static,
+    {
+        let (job, rx) = job(f, lazy_sync);
         self.0
             .blocking_send(job)
             .map_err(|_| IndexError::Unavailable)?;
