@@ -134,8 +134,7 @@ pub fn expand_sync(
     row: &ResourceRow,
     format: TagFormat,
 ) -> Result<Value, IndexError> {
-    let extras = read::extras_many(c, std::slice::from_ref(row))?.remove(&row.id);
-    expand_with(c, row, extras.unwrap_or_default(), format)
+    expand_with(c, row, read::extras(c, row.id)?, format)
 }
 
 /// The same, with the resource's [`Extras`] already read (see [`read::extras_many`]).
