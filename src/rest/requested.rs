@@ -111,8 +111,8 @@ pub fn requested_tags_sync(
                         None => break,
                     }
                 }
-                if let Some(v) = r.main_tags.get(&main_tags::tag_key(tag)) {
-                    render(dict, tag, v.clone(), format, &mut out);
+                if let Some(v) = r.main_tags.get(tag) {
+                    render(dict, tag, Value::String(v.into()), format, &mut out);
                 }
             }
             _ => from_dataset.push(tag),

@@ -4,10 +4,11 @@ use actix_web::HttpRequest;
 use pacsnode_actors::index::read::{self, Extras};
 use pacsnode_actors::index::{IndexError, ResourceRow};
 use pacsnode_actors::model::main_tags::{self, MainTag};
+use pacsnode_actors::model::stored_tags::StoredTags;
 use pacsnode_actors::model::{Level, MetadataType};
 use rusqlite::Connection;
 use serde::ser::{Serialize, SerializeMap, Serializer};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::error::ApiResult;
 use super::respond::flag;
@@ -52,36 +53,35 @@ impl TagFormat {
     }
 }
 
-/// Stored main tags (`{"gggg,eeee": value}`) restricted to `only`, shown in a format:
-/// serialized straight from the stored map, keys in JSON-object (sorted) order.
+/// Stored main tags restricted to `only`, shown in a format: serialized straight from the
+/// stored tags, keys in JSON-object (sorted) order.
 pub struct MainTags<'a> {
-    stored: &'a Map<String, Value>,
+    stored: &'a StoredTags,
     only: &'static [MainTag],
     format: TagFormat,
 }
 
 impl Serialize for MainTags<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        // Walk the stored keys (a few) rather than formatting a key per main tag.
-        let mut tags: Vec<(&str, &MainTag, &Value)> = self
+        // Walk the stored tags (a few) rather than looking up each main tag.
+        let mut tags: Vec<(&MainTag, &str)> = self
             .stored
             .iter()
-            .filter_map(|(key, v)| {
-                let tag = main_tags::parse_tag_key(key)?;
-                let m = self.only.iter().find(|m| m.tag == tag)?;
-                Some((key.as_str(), m, v))
-            })
+            .filter_map(|(tag, v)| Some((self.only.iter().find(|m| m.tag == tag)?, v)))
             .collect();
-        if self.format == TagFormat::Simplify {
-            tags.sort_unstable_by_key(|(_, m, _)| m.name);
+        match self.format {
+            TagFormat::Simplify => tags.sort_unstable_by_key(|(m, _)| m.name),
+            _ => tags.sort_unstable_by_key(|(m, _)| m.tag),
         }
         let mut map = s.serialize_map(Some(tags.len()))?;
-        for (key, m, v) in tags {
+        for (m, v) in tags {
             match self.format {
                 TagFormat::Simplify => map.serialize_entry(m.name, v)?,
-                TagFormat::Short => map.serialize_entry(key, v)?,
-                TagFormat::Full => map
-                    .serialize_entry(key, &json!({"Name": m.name, "Type": "String", "Value": v}))?,
+                TagFormat::Short => map.serialize_entry(&main_tags::tag_key(m.tag), v)?,
+                TagFormat::Full => map.serialize_entry(
+                    &main_tags::tag_key(m.tag),
+                    &json!({"Name": m.name, "Type": "String", "Value": v}),
+                )?,
             }
         }
         map.end()

@@ -283,8 +283,7 @@ async fn frames(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<Answe
     let row = lookup(&state, &req).await?;
     let n = row
         .main_tags
-        .get(&main_tags::tag_key((0x0028, 0x0008)))
-        .and_then(Value::as_str)
+        .get((0x0028, 0x0008))
         .and_then(|s| s.trim().parse::<u64>().ok())
         .unwrap_or(1);
     Ok(Answer::Json(json!((0..n).collect::<Vec<_>>())))

@@ -4,10 +4,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use serde_json::{Map, Value};
 use tokio::sync::Semaphore;
 
 use super::IndexError;
+use crate::model::stored_tags::StoredTags;
 use crate::model::Level;
 
 type Result<T> = std::result::Result<T, IndexError>;
@@ -19,7 +19,7 @@ pub struct ResourceRow {
     pub public_id: String,
     pub level: Level,
     pub parent_id: Option<i64>,
-    pub main_tags: Map<String, Value>,
+    pub main_tags: StoredTags,
     pub is_stable: bool,
     pub protected: bool,
 }
@@ -67,10 +67,7 @@ pub fn resource_from(row: &Row) -> rusqlite::Result<ResourceRow> {
         public_id: row.get(1)?,
         level: Level::from_i64(row.get(2)?).unwrap_or(Level::Instance),
         parent_id: row.get(3)?,
-        main_tags: match serde_json::from_str(&tags) {
-            Ok(Value::Object(m)) => m,
-            _ => Map::new(),
-        },
+        main_tags: StoredTags::parse(&tags),
         is_stable: row.get::<_, i64>(5)? != 0,
         protected: row.get::<_, i64>(6)? != 0,
     })

@@ -5,6 +5,7 @@ pub mod dicom;
 pub mod enums;
 pub mod ids;
 pub mod main_tags;
+pub mod stored_tags;
 pub mod transfer_syntax;
 
 pub use enums::{ChangeType, Level, MetadataType};
