@@ -334,10 +334,6 @@ fn prepare(
     if let Some(vr) = unexpected_pixel_data_vr(&file) {
         metadata.push((MetadataType::PixelDataVR, vr));
     }
-    metadata.push((
-        MetadataType::MainDicomTagsSignature,
-        main_tags::signature(Level::Instance),
-    ));
     let mut series_metadata = Vec::new();
     if let Some(n) = expected_instances(&get) {
         series_metadata.push((MetadataType::ExpectedNumberOfInstances, n.to_string()));

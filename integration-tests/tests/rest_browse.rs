@@ -108,6 +108,33 @@ fn metadata_with_revisions() {
         403
     );
     assert!(change_types(&server).contains(&"UpdatedMetadata".to_string()));
+    // MainDicomTagsSignature is computed from the level (never stored): every level has it,
+    // listed, expanded and read alone, and it is read-only.
+    let system = server.get("/system");
+    for (i, level) in ["patients", "studies", "series", "instances"]
+        .iter()
+        .enumerate()
+    {
+        let key = ["Patient", "Study", "Series", "Instance"][i];
+        let expected = &system["MainDicomTags"][key];
+        let base = format!("/{level}/{}/metadata", f.ids()[i]);
+        let names = server.get(&base);
+        assert!(names
+            .as_array()
+            .unwrap()
+            .contains(&json!("MainDicomTagsSignature")));
+        assert_eq!(
+            &server.get(&format!("{base}?expand"))["MainDicomTagsSignature"],
+            expected
+        );
+        let (status, body) =
+            server.send("GET", &format!("{base}/MainDicomTagsSignature"), b"", &[]);
+        assert_eq!((status, &body), (200, expected));
+        let (status, _) = server.send("PUT", &format!("{base}/MainDicomTagsSignature"), b"x", &[]);
+        assert_eq!(status, 403);
+    }
+    let numeric = server.get(&format!("/studies/{}/metadata?numeric", f.ids()[1]));
+    assert!(numeric.as_array().unwrap().contains(&json!(15)));
 }
 
 #[test]

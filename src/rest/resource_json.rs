@@ -123,6 +123,8 @@ impl Serialize for Expanded<'_> {
 }
 
 fn metadata_value(meta: &[(i64, String, i64)], kind: MetadataType) -> Option<&str> {
+    // Many resources' extras hold only these.
+    debug_assert!(read::JSON_METADATA.contains(&kind));
     meta.iter()
         .find(|(k, _, _)| *k == kind.number())
         .map(|(_, v, _)| v.as_str())

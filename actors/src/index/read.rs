@@ -8,7 +8,7 @@ use tokio::sync::Semaphore;
 
 use super::IndexError;
 use crate::model::stored_tags::StoredTags;
-use crate::model::Level;
+use crate::model::{main_tags, Level, MetadataType};
 
 type Result<T> = std::result::Result<T, IndexError>;
 
@@ -194,11 +194,17 @@ impl IndexReader {
     /// One metadata of a resource.
     pub async fn metadata_one(&self, id: i64, kind: i64) -> Result<Option<(String, i64)>> {
         self.with(move |c| {
-            Ok(c.prepare_cached(
-                "SELECT value, revision FROM metadata WHERE resource_id = ? AND type = ?",
-            )?
-            .query_row(params![id, kind], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?)
+            let one = |r: &Row| Ok((r.get(0)?, r.get(1)?));
+            Ok(if kind == SIGNATURE {
+                let sql = format!("SELECT {}, 0 FROM resources WHERE id = ?", signature_sql());
+                c.prepare_cached(&sql)?.query_row([id], one).optional()?
+            } else {
+                c.prepare_cached(
+                    "SELECT value, revision FROM metadata WHERE resource_id = ? AND type = ?",
+                )?
+                .query_row(params![id, kind], one)
+                .optional()?
+            })
         })
         .await
     }
@@ -361,11 +367,29 @@ pub fn descendants(c: &Connection, id: i64, level: Level) -> Result<Vec<Resource
 
 /// All metadata of a resource, `(type, value, revision)`.
 pub fn metadata(c: &Connection, id: i64) -> Result<Vec<(i64, String, i64)>> {
-    let mut stmt = c.prepare_cached(
-        "SELECT type, value, revision FROM metadata WHERE resource_id = ? ORDER BY type",
-    )?;
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT type, value, revision FROM metadata WHERE resource_id = ?1 \
+         UNION ALL SELECT {SIGNATURE}, {}, 0 FROM resources WHERE id = ?1 ORDER BY 1",
+        signature_sql()
+    ))?;
     let rows = stmt.query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     collect(rows)
+}
+
+/// The type of `MainDicomTagsSignature`, the same for every resource of a level: computed from
+/// the level, never stored (a copy per resource was an eighth of the index).
+const SIGNATURE: i64 = MetadataType::MainDicomTagsSignature as i64;
+
+/// `MainDicomTagsSignature` of the row's level, as an SQL expression on `level`.
+fn signature_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        let arms: String = Level::ALL
+            .iter()
+            .map(|l| format!(" WHEN {} THEN '{}'", *l as i64, main_tags::signature(*l)))
+            .collect();
+        format!("CASE level{arms} END")
+    })
 }
 
 /// What the JSON of a resource needs besides its row, in one query.
@@ -552,6 +576,15 @@ pub fn resources_by_ids(c: &Connection, ids: &[i64]) -> Result<Vec<ResourceRow>>
     Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
 }
 
+/// The metadata that a resource's JSON shows (the only ones [`extras_many`] reads).
+pub const JSON_METADATA: [MetadataType; 5] = [
+    MetadataType::IndexInSeries,
+    MetadataType::ExpectedNumberOfInstances,
+    MetadataType::ModifiedFrom,
+    MetadataType::AnonymizedFrom,
+    MetadataType::LastUpdate,
+];
+
 /// The [`Extras`] of many resources, with four set-based queries instead of one query per
 /// resource (what `Expand` over thousands of results needs).
 pub fn extras_many(
@@ -587,18 +620,19 @@ pub fn extras_many(
         "SELECT resource_id, label FROM labels WHERE resource_id IN {ids} ORDER BY resource_id, label"
     );
     append_each(c, &sql, &mut out, |e| &mut e.labels)?;
+    // A range of the primary key per resource; the types are filtered here (an `IN` list of
+    // types would make it a lookup per resource and type).
     let sql = format!(
         "SELECT resource_id, type, value, revision FROM metadata WHERE resource_id IN {ids} \
          ORDER BY resource_id, type"
     );
+    let kinds = JSON_METADATA.map(MetadataType::number);
     let mut stmt = c.prepare(&sql)?;
-    let meta = stmt.query_map([], |r| {
-        Ok((r.get::<_, i64>(0)?, (r.get(1)?, r.get(2)?, r.get(3)?)))
-    })?;
-    for row in meta {
-        let (id, m) = row?;
-        if let Some(e) = out.get_mut(&id) {
-            e.metadata.push(m);
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let kind: i64 = r.get(1)?;
+        if let (true, Some(e)) = (kinds.contains(&kind), out.get_mut(&r.get(0)?)) {
+            e.metadata.push((kind, r.get(2)?, r.get(3)?));
         }
     }
     Ok(out)

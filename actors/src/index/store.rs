@@ -8,7 +8,7 @@ use super::write::{
     attachment_uuids, delete_resource, find_id, log_change, set_metadata_row, subtree,
 };
 use super::IndexError;
-use crate::model::{main_tags, ChangeType, Level, MetadataType};
+use crate::model::{ChangeType, Level, MetadataType};
 use crate::storage::StoredFile;
 
 type Result<T> = std::result::Result<T, IndexError>;
@@ -104,21 +104,14 @@ pub fn store_instance(conn: &Connection, req: &NewInstance) -> Result<StoreOutco
             Some((id, _)) => id,
             None => {
                 created[i] = true;
-                let id = insert_resource(
+                insert_resource(
                     conn,
                     &req.ids[i],
                     level,
                     parent,
                     &req.identifiers[i],
                     &req.main_tags[i],
-                )?;
-                set_metadata_row(
-                    conn,
-                    id,
-                    MetadataType::MainDicomTagsSignature.number(),
-                    &main_tags::signature(level),
-                )?;
-                id
+                )?
             }
         };
         ids[i] = id;
