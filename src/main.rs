@@ -14,6 +14,7 @@ mod logging;
 mod rest;
 mod settings;
 
+use pacsnode_actors::jobs::JobsConfig;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
@@ -259,6 +260,20 @@ async fn run(startup: Startup, logs: Arc<LogLevels>) -> Result<(Control, u16, u1
         None
     };
     let changes = ChangesActor::new(writer.clone(), Duration::from_millis(500)).start();
+    let jobs = pacsnode_actors::jobs::start(
+        JobsConfig {
+            concurrent: settings.concurrent_jobs.max(1),
+            history: settings.jobs_history_size,
+            save: settings.save_jobs,
+            outputs_kept: settings.media_archive_size.max(1),
+            outputs_dir: settings.index_directory.join("job-outputs"),
+        },
+        reader.clone(),
+        writer.clone(),
+        storage.clone(),
+    )
+    .await
+    .context("cannot start the job queue")?;
     let (control_tx, mut control_rx) = tokio::sync::mpsc::channel(4);
     let state = web::Data::new(AppState {
         settings: settings.clone(),
@@ -273,6 +288,7 @@ async fn run(startup: Startup, logs: Arc<LogLevels>) -> Result<(Control, u16, u1
         dictionary: Arc::new(dictionary),
         control: control_tx,
         chunks: Default::default(),
+        jobs,
     });
     let compress = settings.http_compression_enabled;
     let keep_alive = if settings.keep_alive {

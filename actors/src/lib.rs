@@ -8,6 +8,7 @@
 //! - [`index`]: the index database (sqlx SQLite); `IndexActor` is the single writer with group
 //!   commit, `IndexReader` a pool of readers. The only module with SQL.
 //! - [`ingest`]: `IngestActor`, DICOM bytes → stored instance.
+//! - [`jobs`]: the job queue (`/jobs`) and the job types (archives).
 //! - [`changes`]: `ChangesActor`, the "stable" timers that feed the change log.
 //! - [`lua`]: the Lua engine behind `/tools/execute-script` and the Lua callbacks.
 
@@ -17,6 +18,7 @@ pub mod dimse;
 pub mod find;
 pub mod index;
 pub mod ingest;
+pub mod jobs;
 pub mod lua;
 pub mod lua_actor;
 pub mod model;

@@ -5,6 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use pacsnode_actors::index::IndexError;
 use pacsnode_actors::ingest::IngestError;
+use pacsnode_actors::jobs::JobError;
 use pacsnode_actors::lua::LuaError;
 use pacsnode_actors::storage::StorageError;
 use serde_json::json;
@@ -30,6 +31,7 @@ pub enum OrthancCode {
     ForbiddenAccess,
     CannotExecuteLua,
     NotAcceptable,
+    BadSequenceOfCalls,
 }
 
 impl OrthancCode {
@@ -57,6 +59,7 @@ impl OrthancCode {
             ),
             OrthancCode::ForbiddenAccess => (45, 403, "Access to a resource is forbidden"),
             OrthancCode::CannotExecuteLua => (2031, 500, "Cannot execute a Lua command"),
+            OrthancCode::BadSequenceOfCalls => (6, 400, "Bad sequence of calls"),
             OrthancCode::NotAcceptable => (
                 34,
                 406,
@@ -207,6 +210,20 @@ impl From<LuaError> for ApiError {
             LuaError::Timeout(_) => e.to_string(),
         };
         ApiError::new(OrthancCode::CannotExecuteLua, details)
+    }
+}
+
+impl From<JobError> for ApiError {
+    fn from(e: JobError) -> Self {
+        match e {
+            JobError::UnknownJob => ApiError::bare(OrthancCode::UnknownResource),
+            JobError::UnknownResource(id) => ApiError::new(OrthancCode::UnknownResource, id),
+            JobError::BadSequence(d) => ApiError::new(OrthancCode::BadSequenceOfCalls, d),
+            JobError::Canceled | JobError::Failed(_) => {
+                ApiError::new(OrthancCode::InternalError, e.to_string())
+            }
+            JobError::Unavailable => ApiError::bare(OrthancCode::DatabaseUnavailable),
+        }
     }
 }
 

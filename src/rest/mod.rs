@@ -8,12 +8,14 @@
 //! - one module per family of routes: [`system`], [`resources`], [`upload`], [`tags`],
 //!   [`metadata`], [`changes`], [`remotes`], [`tools`].
 
+pub mod archive;
 pub mod bulk;
 pub mod changes;
 pub mod error;
 pub mod find;
 pub mod frames;
 pub mod images;
+pub mod jobs;
 pub mod labels;
 pub mod metadata;
 pub mod middleware;
@@ -69,6 +71,8 @@ pub struct AppState {
     pub control: tokio::sync::mpsc::Sender<crate::Control>,
     /// Files uploaded in chunks by Orthanc Explorer's uploader, until they are whole.
     pub chunks: std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>,
+    /// The job queue (`/jobs`).
+    pub jobs: pacsnode_actors::jobs::Jobs,
 }
 
 /// The whole route table.
@@ -83,6 +87,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     find::configure(cfg);
     labels::configure(cfg);
     modify::configure(cfg);
+    archive::configure(cfg);
+    jobs::configure(cfg);
     frames::configure(cfg);
     images::configure(cfg);
     modalities::configure(cfg);

@@ -246,7 +246,7 @@ fn unzip(data: &[u8], max_total: u64, max_ratio: u64) -> ApiResult<Vec<(String, 
     let mut total = 0u64;
     for i in 0..archive.len() {
         let mut file = archive.by_index(i).map_err(|e| bad(e.to_string()))?;
-        let name = file.name().to_string();
+        let name = file.name().map(|n| n.to_string()).unwrap_or_default();
         let base = name.rsplit('/').next().unwrap_or("");
         if file.is_dir() || base.eq_ignore_ascii_case("DICOMDIR") || base.is_empty() {
             continue;

@@ -14,12 +14,14 @@
 //! same statements directly on the index threads.
 
 mod actor;
+pub mod jobs;
 mod log;
 pub mod read;
 mod store;
 pub mod write;
 
 pub use actor::{IndexActor, IndexWriter};
+pub use jobs::JobRow;
 pub use log::ChangeRow;
 pub use read::{AttachmentRow, IndexReader, ResourceRow, Statistics};
 pub use store::{store_instance, NewInstance, StorageLimits, StoreOutcome, StoreStatus};

@@ -1,0 +1,225 @@
+//! ZIP archives: `/{patients,studies,series}/{id}/archive` and `/tools/create-archive`,
+//! streamed to the client (the first bytes leave before the study is read, memory stays
+//! bounded, and a client that disconnects stops the work) or run as a job.
+
+use actix_web::http::header;
+use actix_web::web::Bytes;
+use actix_web::{web, HttpRequest, HttpResponse, Responder};
+use pacsnode_actors::jobs::archive::{plan, write_zip, ArchiveRequest};
+use pacsnode_actors::jobs::JobRequest;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::error::{ApiError, ApiResult, OrthancCode};
+use super::jobs::{disposition, submitted, JobOptions};
+use super::middleware::not_allowed;
+use super::resources::level_of;
+use super::respond::arg;
+use super::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    for level in ["patients", "studies", "series"] {
+        cfg.service(
+            web::resource(format!("/{level}/{{id}}/archive"))
+                .route(web::get().to(get_archive))
+                .route(web::post().to(post_archive))
+                .default_service(not_allowed("GET,POST")),
+        );
+    }
+    cfg.service(
+        web::resource("/tools/create-archive")
+            .route(web::get().to(get_create))
+            .route(web::post().to(post_create))
+            .default_service(not_allowed("GET,POST")),
+    );
+}
+
+/// The body of a POST (empty: `{}`), as JSON.
+fn body_json(body: &[u8]) -> ApiResult<Value> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Object(Default::default()));
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("bad JSON body: {e}")))
+}
+
+fn utf8_of(v: &Value) -> ApiResult<bool> {
+    match v.get("Utf8") {
+        None => Ok(true),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(ApiError::bad_request("\"Utf8\" must be a Boolean")),
+    }
+}
+
+async fn checked_id(state: &AppState, req: &HttpRequest) -> ApiResult<String> {
+    let id = req.match_info().get("id").unwrap_or_default().to_string();
+    state.reader.resource(level_of(req), &id).await?;
+    Ok(id)
+}
+
+async fn get_archive(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<HttpResponse> {
+    let id = checked_id(&state, &req).await?;
+    let request = ArchiveRequest {
+        resources: vec![id.clone()],
+        utf8: true,
+        filename: arg(&req, "filename"),
+    };
+    stream(&state, request, &id).await
+}
+
+async fn post_archive(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> ApiResult<HttpResponse> {
+    let id = checked_id(&state, &req).await?;
+    let v = body_json(&body)?;
+    let request = ArchiveRequest {
+        resources: vec![id.clone()],
+        utf8: utf8_of(&v)?,
+        filename: v["Filename"].as_str().map(str::to_string),
+    };
+    submit_or_stream(&state, &req, request, &v, &id).await
+}
+
+async fn get_create(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<HttpResponse> {
+    let resources: Vec<String> = arg(&req, "resources")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    let request = ArchiveRequest {
+        resources,
+        utf8: true,
+        filename: arg(&req, "filename"),
+    };
+    stream(&state, request, "archive").await
+}
+
+async fn post_create(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> ApiResult<HttpResponse> {
+    let v = body_json(&body)?;
+    let (list, options) = match &v {
+        Value::Array(list) => (list.clone(), Value::Object(Default::default())),
+        Value::Object(m) => match m.get("Resources") {
+            Some(Value::Array(list)) => (list.clone(), v.clone()),
+            _ => return Err(ApiError::bad_request("\"Resources\" must be a list of ids")),
+        },
+        _ => return Err(ApiError::bad_request("expected a list of ids or an object")),
+    };
+    let resources = list
+        .iter()
+        .map(|r| r.as_str().map(str::to_string))
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| ApiError::bad_request("\"Resources\" must be a list of ids"))?;
+    let request = ArchiveRequest {
+        resources,
+        utf8: utf8_of(&options)?,
+        filename: options["Filename"].as_str().map(str::to_string),
+    };
+    submit_or_stream(&state, &req, request, &options, "archive").await
+}
+
+async fn submit_or_stream(
+    state: &AppState,
+    req: &HttpRequest,
+    request: ArchiveRequest,
+    body: &Value,
+    name: &str,
+) -> ApiResult<HttpResponse> {
+    let options = JobOptions::from_body(body)?;
+    if !options.asynchronous {
+        return stream(state, request, name).await;
+    }
+    // Unknown resources are refused now, as when streaming, not by a failed job later.
+    for r in &request.resources {
+        if state.reader.resource_any(r).await?.is_none() {
+            return Err(ApiError::new(OrthancCode::UnknownResource, r.clone()));
+        }
+    }
+    let id = state
+        .jobs
+        .submit(
+            JobRequest::Archive(request),
+            options.priority,
+            options.user_data,
+        )
+        .await?;
+    Ok(submitted(&id).respond_to(req))
+}
+
+/// Streams the ZIP as it is written: the index is read first (one transaction, unknown ids
+/// answer 404 before any byte), then a blocking thread reads the files into the ZIP through
+/// a bounded channel.
+async fn stream(state: &AppState, request: ArchiveRequest, name: &str) -> ApiResult<HttpResponse> {
+    let filename = request
+        .filename
+        .clone()
+        .unwrap_or_else(|| format!("{name}.zip"));
+    let entries = state.reader.with(move |c| Ok(plan(c, &request))).await??;
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+    let storage = state.storage.clone();
+    tokio::task::spawn_blocking(move || {
+        let out = ChannelWriter {
+            tx: tx.clone(),
+            buf: Vec::with_capacity(CHUNK),
+        };
+        if let Err(e) = write_zip(&entries, &storage, out, |_| Ok(())) {
+            // The client is told by a broken stream (the status line is already sent).
+            if !tx.is_closed() {
+                tracing::warn!("archive: {e}");
+                let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+            }
+        }
+    });
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("application/zip")
+        .insert_header((header::CONTENT_DISPOSITION, disposition(&filename)))
+        .streaming(body))
+}
+
+const CHUNK: usize = 256 * 1024;
+
+/// A writer whose bytes go to the HTTP body in chunks; writing fails once the client is gone.
+struct ChannelWriter {
+    tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
+    buf: Vec<u8>,
+}
+
+impl ChannelWriter {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client gone"))
+    }
+}
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
+}
+
+impl Drop for ChannelWriter {
+    fn drop(&mut self) {
+        let _ = self.send();
+    }
+}
