@@ -193,3 +193,93 @@ fn archive_bad_input() {
     // The server is still there.
     assert_eq!(server.status("GET", "/system"), 200);
 }
+
+/// Runs a checking tool on a file; `None` when it is not installed (CI installs it).
+fn tool(name: &str, args: &[&str], file: &std::path::Path) -> Option<String> {
+    let out = std::process::Command::new(name)
+        .args(args)
+        .arg(file)
+        .output()
+        .ok()?;
+    Some(String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+}
+
+#[test]
+fn media_with_a_valid_dicomdir() {
+    let server = Server::start(json!({}));
+    let (a, b, c) = (
+        Fixture::new("media", 1),
+        Fixture::new("media", 2),
+        Fixture::new("media2", 1),
+    );
+    for f in [&a, &b, &c] {
+        server.post("/instances", &f.dicom());
+    }
+    let [patient, ..] = a.ids();
+    let (status, zip, _) = bytes(&server, "GET", &format!("/patients/{patient}/media"), b"");
+    assert_eq!(status, 200);
+    let entries = unzip(&zip);
+    let names: Vec<&str> = entries.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["IMAGES/IM0", "IMAGES/IM1", "DICOMDIR"]);
+    assert_eq!(entries[0].1, a.dicom());
+    let list = json!([a.ids()[3], c.ids()[1]]).to_string();
+    let (_, zip, _) = bytes(
+        &server,
+        "POST",
+        "/tools/create-media-extended",
+        list.as_bytes(),
+    );
+    let entries = unzip(&zip);
+    assert_eq!(entries.len(), 3);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("DICOMDIR");
+    std::fs::write(&path, &entries[2].1).unwrap();
+
+    // The records and their offsets, as DCMTK reads them.
+    let Some(dump) = tool("dcmdump", &[], &path) else {
+        eprintln!("DCMTK is not installed: DICOMDIR checks skipped (CI installs it)");
+        return;
+    };
+    for kind in ["PATIENT", "STUDY", "SERIES", "IMAGE"] {
+        assert_eq!(
+            dump.matches(&format!("CS [{kind}]")).count(),
+            2,
+            "{kind} records:\n{dump}"
+        );
+    }
+    assert!(
+        dump.contains("refFileID=\"IMAGES\\IM0\"") && dump.contains("refFileID=\"IMAGES\\IM1\"")
+    );
+    assert!(
+        dump.contains(&format!("[{}]", a.sop_uid)) && dump.contains(&format!("[{}]", c.sop_uid))
+    );
+    let offsets: Vec<u64> = dump
+        .split("offset=$")
+        .skip(1)
+        .filter_map(|s| s.split_whitespace().next()?.parse().ok())
+        .collect();
+    assert_eq!(offsets.len(), 8);
+    for line in dump.lines().filter(|l| l.contains(" up ")) {
+        let v: u64 = line
+            .split(" up ")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            v == 0 || offsets.contains(&v),
+            "{line} points to no record:\n{dump}"
+        );
+    }
+    if let Some(check) = tool("dciodvfy", &[], &path) {
+        assert!(check.contains("BasicDirectory"), "{check}");
+        // The fixture has no StudyID nor SeriesNumber: like Orthanc, the records leave them out.
+        let unexpected = check.lines().filter(|l| {
+            l.starts_with("Error") && !l.contains("<StudyID>") && !l.contains("<SeriesNumber>")
+        });
+        assert_eq!(unexpected.count(), 0, "{check}");
+    }
+}

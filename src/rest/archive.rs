@@ -14,24 +14,28 @@ use super::error::{ApiError, ApiResult, OrthancCode};
 use super::jobs::{disposition, submitted, JobOptions};
 use super::middleware::not_allowed;
 use super::resources::level_of;
-use super::respond::arg;
+use super::respond::{arg, flag};
 use super::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     for level in ["patients", "studies", "series"] {
+        for kind in ["archive", "media"] {
+            cfg.service(
+                web::resource(format!("/{level}/{{id}}/{kind}"))
+                    .route(web::get().to(get_archive))
+                    .route(web::post().to(post_archive))
+                    .default_service(not_allowed("GET,POST")),
+            );
+        }
+    }
+    for tool in ["create-archive", "create-media", "create-media-extended"] {
         cfg.service(
-            web::resource(format!("/{level}/{{id}}/archive"))
-                .route(web::get().to(get_archive))
-                .route(web::post().to(post_archive))
+            web::resource(format!("/tools/{tool}"))
+                .route(web::get().to(get_create))
+                .route(web::post().to(post_create))
                 .default_service(not_allowed("GET,POST")),
         );
     }
-    cfg.service(
-        web::resource("/tools/create-archive")
-            .route(web::get().to(get_create))
-            .route(web::post().to(post_create))
-            .default_service(not_allowed("GET,POST")),
-    );
 }
 
 /// The body of a POST (empty: `{}`), as JSON.
@@ -50,6 +54,16 @@ fn utf8_of(v: &Value) -> ApiResult<bool> {
     }
 }
 
+/// `(media, extended)` from the route and the request (`?extended`, `"Extended": true`).
+fn media_of(req: &HttpRequest, body: &Value) -> ApiResult<(bool, bool)> {
+    let path = req.path();
+    let media = path.ends_with("/media") || path.contains("/tools/create-media");
+    let extended = path.ends_with("-extended")
+        || body.get("Extended").and_then(Value::as_bool) == Some(true)
+        || flag(req, "extended")?.unwrap_or(false);
+    Ok((media, media && extended))
+}
+
 async fn checked_id(state: &AppState, req: &HttpRequest) -> ApiResult<String> {
     let id = req.match_info().get("id").unwrap_or_default().to_string();
     state.reader.resource(level_of(req), &id).await?;
@@ -58,9 +72,12 @@ async fn checked_id(state: &AppState, req: &HttpRequest) -> ApiResult<String> {
 
 async fn get_archive(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<HttpResponse> {
     let id = checked_id(&state, &req).await?;
+    let (media, extended) = media_of(&req, &Value::Null)?;
     let request = ArchiveRequest {
         resources: vec![id.clone()],
         utf8: true,
+        media,
+        extended,
         filename: arg(&req, "filename"),
     };
     stream(&state, request, &id).await
@@ -73,9 +90,12 @@ async fn post_archive(
 ) -> ApiResult<HttpResponse> {
     let id = checked_id(&state, &req).await?;
     let v = body_json(&body)?;
+    let (media, extended) = media_of(&req, &v)?;
     let request = ArchiveRequest {
         resources: vec![id.clone()],
         utf8: utf8_of(&v)?,
+        media,
+        extended,
         filename: v["Filename"].as_str().map(str::to_string),
     };
     submit_or_stream(&state, &req, request, &v, &id).await
@@ -89,9 +109,12 @@ async fn get_create(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<H
         .filter(|s| !s.is_empty())
         .map(str::to_string)
         .collect();
+    let (media, extended) = media_of(&req, &Value::Null)?;
     let request = ArchiveRequest {
         resources,
         utf8: true,
+        media,
+        extended,
         filename: arg(&req, "filename"),
     };
     stream(&state, request, "archive").await
@@ -116,9 +139,12 @@ async fn post_create(
         .map(|r| r.as_str().map(str::to_string))
         .collect::<Option<Vec<_>>>()
         .ok_or_else(|| ApiError::bad_request("\"Resources\" must be a list of ids"))?;
+    let (media, extended) = media_of(&req, &options)?;
     let request = ArchiveRequest {
         resources,
         utf8: utf8_of(&options)?,
+        media,
+        extended,
         filename: options["Filename"].as_str().map(str::to_string),
     };
     submit_or_stream(&state, &req, request, &options, "archive").await
@@ -160,7 +186,7 @@ async fn stream(state: &AppState, request: ArchiveRequest, name: &str) -> ApiRes
         .filename
         .clone()
         .unwrap_or_else(|| format!("{name}.zip"));
-    let entries = state.reader.with(move |c| Ok(plan(c, &request))).await??;
+    let plan = state.reader.with(move |c| Ok(plan(c, &request))).await??;
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(8);
     let storage = state.storage.clone();
     tokio::task::spawn_blocking(move || {
@@ -168,7 +194,7 @@ async fn stream(state: &AppState, request: ArchiveRequest, name: &str) -> ApiRes
             tx: tx.clone(),
             buf: Vec::with_capacity(CHUNK),
         };
-        if let Err(e) = write_zip(&entries, &storage, out, |_| Ok(())) {
+        if let Err(e) = write_zip(&plan, &storage, out, |_| Ok(())) {
             // The client is told by a broken stream (the status line is already sent).
             if !tx.is_closed() {
                 tracing::warn!("archive: {e}");

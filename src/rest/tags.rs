@@ -251,7 +251,7 @@ async fn file(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<HttpRes
     let mut res = HttpResponse::Ok();
     res.content_type("application/dicom");
     if let Some(name) = arg(&req, "filename") {
-        res.insert_header((header::CONTENT_DISPOSITION, format!("filename=\"{name}\"")));
+        res.insert_header((header::CONTENT_DISPOSITION, super::jobs::disposition(&name)));
     }
     Ok(res.body(bytes))
 }

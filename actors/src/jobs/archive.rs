@@ -12,7 +12,7 @@ use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{JobContext, JobDone, JobError};
+use super::{dicomdir, JobContext, JobDone, JobError};
 use crate::index::{read, ResourceRow};
 use crate::model::Level;
 use crate::storage::{StorageArea, StoredCompression};
@@ -25,6 +25,10 @@ pub struct ArchiveRequest {
     pub resources: Vec<String>,
     /// Folder names in UTF-8 (Orthanc mainline's default) rather than reduced to ASCII.
     pub utf8: bool,
+    /// A DICOM media: files `IMAGES/IMn` and a `DICOMDIR`.
+    pub media: bool,
+    /// With non-standard attributes in the DICOMDIR (`?extended`).
+    pub extended: bool,
     /// The name given to the downloaded file (`Content-Disposition`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub filename: Option<String>,
@@ -39,8 +43,15 @@ pub struct Entry {
     pub size: u64,
 }
 
-/// The files of the archive, in order, from the index (one read transaction). Blocking.
-pub fn plan(c: &Connection, req: &ArchiveRequest) -> Result<Vec<Entry>, JobError> {
+/// What goes into an archive: its files in order, and the DICOMDIR of a media.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub entries: Vec<Entry>,
+    pub dicomdir: Option<Vec<u8>>,
+}
+
+/// The archive's content, from the index (one read transaction). Blocking.
+pub fn plan(c: &Connection, req: &ArchiveRequest) -> Result<Plan, JobError> {
     let mut rows: HashMap<i64, ResourceRow> = HashMap::new();
     let mut seen = HashSet::new();
     // (patient, study, series, instance) ids, with the level the request named.
@@ -89,6 +100,9 @@ pub fn plan(c: &Connection, req: &ArchiveRequest) -> Result<Vec<Entry>, JobError
             chain[3],
         )
     });
+    if req.media {
+        return media_plan(c, &found, req.extended);
+    }
     let tag = |id: i64, t: (u16, u16)| rows[&id].main_tags.get(t).map(str::to_string);
     let mut names: HashMap<i64, String> = HashMap::new();
     let mut used: HashSet<String> = HashSet::new();
@@ -147,22 +161,63 @@ pub fn plan(c: &Connection, req: &ArchiveRequest) -> Result<Vec<Entry>, JobError
         if number.is_none() {
             *counter += 1;
         }
-        let att = read::attachments(c, instance)?
-            .into_iter()
-            .find(|a| a.file_type == 1)
-            .ok_or_else(|| JobError::Failed("an instance has no DICOM file".into()))?;
-        out.push(Entry {
-            path: format!("{dir}{name}"),
-            uuid: att.uuid,
-            compression: if att.compression == 2 {
-                StoredCompression::ZlibWithSize
-            } else {
-                StoredCompression::None
-            },
-            size: att.uncompressed_size,
-        });
+        out.push(entry(c, instance, format!("{dir}{name}"))?);
     }
-    Ok(out)
+    Ok(Plan {
+        entries: out,
+        dicomdir: None,
+    })
+}
+
+/// The archive file of an instance.
+fn entry(c: &Connection, instance: i64, path: String) -> Result<Entry, JobError> {
+    let att = read::attachments(c, instance)?
+        .into_iter()
+        .find(|a| a.file_type == 1)
+        .ok_or_else(|| JobError::Failed("an instance has no DICOM file".into()))?;
+    Ok(Entry {
+        path,
+        uuid: att.uuid,
+        compression: if att.compression == 2 {
+            StoredCompression::ZlibWithSize
+        } else {
+            StoredCompression::None
+        },
+        size: att.uncompressed_size,
+    })
+}
+
+/// A media: `IMAGES/IM0`, `IMAGES/IM1`... and their DICOMDIR, from the stored datasets.
+fn media_plan(
+    c: &Connection,
+    found: &[([i64; 4], Level)],
+    extended: bool,
+) -> Result<Plan, JobError> {
+    let now = chrono::Local::now();
+    let (date, time) = (
+        now.format("%Y%m%d").to_string(),
+        now.format("%H%M%S").to_string(),
+    );
+    let mut entries = Vec::with_capacity(found.len());
+    let mut records = Vec::with_capacity(found.len());
+    for (k, (chain, _)) in found.iter().enumerate() {
+        let name = format!("IM{k}");
+        let file = crate::find::dataset::load(c, chain[3])
+            .map_err(|e| JobError::Failed(e.to_string()))?
+            .ok_or_else(|| JobError::Failed("an instance has no stored dataset".into()))?;
+        records.push(dicomdir::Instance::from_file(
+            &file,
+            vec!["IMAGES".into(), name.clone()],
+            extended,
+            (&date, &time),
+        ));
+        entries.push(entry(c, chain[3], format!("IMAGES/{name}"))?);
+    }
+    let uid = format!("2.25.{}", uuid::Uuid::new_v4().as_u128());
+    Ok(Plan {
+        entries,
+        dicomdir: Some(dicomdir::write(&records, &uid)),
+    })
 }
 
 /// A folder name: the non-empty parts joined with ` - ` (reduced to printable ASCII unless
@@ -177,7 +232,7 @@ fn folder(parts: &[Option<String>], utf8: bool, level: &str) -> String {
             } else {
                 p.chars().filter(|c| (' '..='~').contains(c)).collect()
             };
-            p.replace(['/', '\\'], "_").trim().to_string()
+            p.replace(['/', '\\'], " ").trim().to_string()
         })
         .filter(|p| !p.is_empty())
         .collect();
@@ -211,7 +266,7 @@ pub struct Written {
 /// Writes the ZIP of `entries` to `out` as it goes (a stream: no seeking), calling `step`
 /// after each file (progress, cancellation). Blocking.
 pub fn write_zip<W: Write>(
-    entries: &[Entry],
+    plan: &Plan,
     storage: &StorageArea,
     out: W,
     mut step: impl FnMut(usize) -> Result<(), JobError>,
@@ -221,19 +276,39 @@ pub fn write_zip<W: Write>(
     let mut written = Written::default();
     let fail =
         |e: &dyn std::fmt::Display| JobError::Failed(format!("cannot write the archive: {e}"));
-    for (i, e) in entries.iter().enumerate() {
+    let now = {
+        use chrono::{Datelike, Timelike};
+        let t = chrono::Local::now();
+        zip::DateTime::from_date_and_time(
+            t.year().clamp(1980, 2107) as u16,
+            t.month() as u8,
+            t.day() as u8,
+            t.hour() as u8,
+            t.minute() as u8,
+            t.second() as u8,
+        )
+        .unwrap_or_default()
+    };
+    let stored = || {
+        zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored)
+            .last_modified_time(now)
+    };
+    for (i, e) in plan.entries.iter().enumerate() {
         let data = storage
             .read(&e.uuid, e.compression)
             .map_err(|err| fail(&err))?;
-        let opts = zip::write::SimpleFileOptions::default()
-            .compression_method(zip::CompressionMethod::Stored)
-            .large_file(data.len() as u64 >= u32::MAX as u64);
+        let opts = stored().large_file(data.len() as u64 >= u32::MAX as u64);
         zip.start_file(e.path.as_str(), opts)
             .map_err(|err| fail(&err))?;
         zip.write_all(&data).map_err(|err| fail(&err))?;
         written.instances += 1;
         written.uncompressed += data.len() as u64;
         step(i + 1)?;
+    }
+    if let Some(dir) = &plan.dicomdir {
+        zip.start_file("DICOMDIR", stored()).map_err(|e| fail(&e))?;
+        zip.write_all(dir).map_err(|e| fail(&e))?;
     }
     let counting = zip.finish().map_err(|e| fail(&e))?.into_inner();
     written.archive = counting.n;
@@ -271,12 +346,12 @@ pub fn content(w: &Written) -> Value {
 
 /// Runs an archive job: the ZIP goes to the job's output file.
 pub async fn run_job(req: ArchiveRequest, ctx: JobContext) -> Result<JobDone, JobError> {
-    let entries = ctx.reader.with(move |c| Ok(plan(c, &req))).await??;
+    let plan = ctx.reader.with(move |c| Ok(plan(c, &req))).await??;
     let written = tokio::task::spawn_blocking(move || {
         let file = std::fs::File::create(&ctx.output)
             .map_err(|e| JobError::Failed(format!("cannot create the archive: {e}")))?;
-        let total = entries.len() as u64;
-        let w = write_zip(&entries, &ctx.storage, io::BufWriter::new(file), |done| {
+        let total = plan.entries.len() as u64;
+        let w = write_zip(&plan, &ctx.storage, io::BufWriter::new(file), |done| {
             ctx.set_progress(done as u64, total);
             ctx.check_cancel()
         })?;

@@ -6,6 +6,7 @@
 //! function that reports progress and checks for cancellation; see [`archive`].
 
 pub mod archive;
+pub mod dicomdir;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
