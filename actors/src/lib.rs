@@ -22,6 +22,7 @@ pub mod jobs;
 pub mod lua;
 pub mod lua_actor;
 pub mod model;
+pub mod peers;
 pub mod preview;
 pub mod recovery;
 pub mod storage;

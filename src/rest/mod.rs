@@ -21,6 +21,7 @@ pub mod metadata;
 pub mod middleware;
 pub mod modalities;
 pub mod modify;
+pub mod peers;
 pub mod remotes;
 pub mod requested;
 pub mod resource_json;
@@ -89,6 +90,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     modify::configure(cfg);
     archive::configure(cfg);
     jobs::configure(cfg);
+    peers::configure(cfg);
     frames::configure(cfg);
     images::configure(cfg);
     modalities::configure(cfg);

@@ -123,7 +123,7 @@ async fn dicom_echo(state: web::Data<AppState>, body: web::Bytes) -> ApiResult<A
 }
 
 /// The resources of a store request: a single id, a list of ids, or `{"Resources": [...]}`.
-fn resources_of(body: &Value) -> ApiResult<Vec<String>> {
+pub(super) fn resources_of(body: &Value) -> ApiResult<Vec<String>> {
     let list = match body {
         Value::String(s) => return Ok(vec![s.clone()]),
         Value::Array(a) => a,

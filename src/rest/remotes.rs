@@ -164,7 +164,7 @@ fn public(table: RemoteTable, v: &Value) -> Value {
     }
 }
 
-async fn find(state: &AppState, table: RemoteTable, name: &str) -> ApiResult<Value> {
+pub(super) async fn find(state: &AppState, table: RemoteTable, name: &str) -> ApiResult<Value> {
     let all = state.reader.remotes(table).await?;
     all.into_iter()
         .find(|(n, _)| n == name)

@@ -65,6 +65,7 @@ impl From<IndexError> for JobError {
 #[serde(tag = "Type")]
 pub enum JobRequest {
     Archive(archive::ArchiveRequest),
+    OrthancPeerStore(crate::peers::PeerStoreRequest),
 }
 
 impl JobRequest {
@@ -72,6 +73,7 @@ impl JobRequest {
     pub fn kind(&self) -> &'static str {
         match self {
             JobRequest::Archive(_) => "Archive",
+            JobRequest::OrthancPeerStore(_) => "OrthancPeerStore",
         }
     }
 }
@@ -80,6 +82,7 @@ impl JobRequest {
 #[derive(Clone)]
 pub struct JobContext {
     pub reader: IndexReader,
+    pub writer: IndexWriter,
     pub storage: StorageArea,
     pub progress: Arc<AtomicU8>,
     pub cancel: Arc<AtomicBool>,
@@ -403,6 +406,7 @@ impl Queue {
             }
             let ctx = JobContext {
                 reader: self.reader.clone(),
+                writer: self.writer.clone(),
                 storage: self.storage.clone(),
                 progress: Arc::new(AtomicU8::new(0)),
                 cancel: Arc::new(AtomicBool::new(false)),
@@ -580,5 +584,6 @@ impl Queue {
 async fn run(request: JobRequest, ctx: JobContext) -> Result<JobDone, JobError> {
     match request {
         JobRequest::Archive(a) => archive::run_job(a, ctx).await,
+        JobRequest::OrthancPeerStore(s) => crate::peers::run_store(s, ctx).await,
     }
 }

@@ -1,0 +1,223 @@
+//! Orthanc peers over HTTP: sending instances (`/peers/{id}/store`, as a job), forwarding a
+//! file as it came (`store-straight`), and asking a peer for its `/system`. The HTTP client
+//! blocks: every call here runs on a blocking thread.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::index::write::Export;
+use crate::index::{read, write};
+use crate::jobs::{JobContext, JobDone, JobError};
+use crate::model::Level;
+use crate::storage::StoredCompression;
+
+/// A peer as configured (`OrthancPeers`, or `/peers/{id}` in the database).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Peer {
+    pub url: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub http_headers: BTreeMap<String, String>,
+    /// Seconds (0: `HttpTimeout`).
+    pub timeout: u64,
+}
+
+/// Errors talking to a peer.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    /// The peer could not be reached, or timed out.
+    #[error("cannot reach the peer {0}: {1}")]
+    Unreachable(String, String),
+    /// The peer answered an HTTP error.
+    #[error("the peer {0} answered HTTP {1}: {2}")]
+    Status(String, u16, String),
+}
+
+impl Peer {
+    /// Reads a peer's configuration (the JSON kept for `/peers`).
+    pub fn from_config(v: &Value, default_timeout: u64) -> Peer {
+        let mut p: Peer = serde_json::from_value(v.clone()).unwrap_or_default();
+        if p.timeout == 0 {
+            p.timeout = default_timeout;
+        }
+        p
+    }
+
+    fn request(&self, method: &str, path: &str) -> ureq::Request {
+        let agent = ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(self.timeout.max(1)))
+            .build();
+        let mut req = agent.request(
+            method,
+            &format!("{}{}", self.url, path.trim_start_matches('/')),
+        );
+        if let Some(user) = &self.username {
+            use base64::Engine;
+            let pass = self.password.as_deref().unwrap_or("");
+            let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+            req = req.set("Authorization", &format!("Basic {token}"));
+        }
+        for (k, v) in &self.http_headers {
+            req = req.set(k, v);
+        }
+        req
+    }
+
+    fn answer(&self, r: Result<ureq::Response, ureq::Error>) -> Result<Vec<u8>, PeerError> {
+        match r {
+            Ok(resp) => {
+                let mut body = Vec::new();
+                resp.into_reader()
+                    .read_to_end(&mut body)
+                    .map_err(|e| PeerError::Unreachable(self.url.clone(), e.to_string()))?;
+                Ok(body)
+            }
+            Err(ureq::Error::Status(code, resp)) => {
+                let text = resp.into_string().unwrap_or_default();
+                Err(PeerError::Status(
+                    self.url.clone(),
+                    code,
+                    text.trim().to_string(),
+                ))
+            }
+            Err(e) => Err(PeerError::Unreachable(self.url.clone(), e.to_string())),
+        }
+    }
+
+    /// `GET {url}{path}` as JSON. Blocking.
+    pub fn get_json(&self, path: &str) -> Result<Value, PeerError> {
+        let body = self.answer(self.request("GET", path).call())?;
+        serde_json::from_slice(&body)
+            .map_err(|e| PeerError::Status(self.url.clone(), 200, format!("not JSON: {e}")))
+    }
+
+    /// `POST {url}instances` with a DICOM file (gzip-compressed when `compress`); answers
+    /// the peer's JSON and the number of bytes sent. Blocking.
+    pub fn post_instance(&self, dicom: &[u8], compress: bool) -> Result<(Value, u64), PeerError> {
+        let mut req = self
+            .request("POST", "instances")
+            .set("Content-Type", "application/dicom");
+        let body = if compress {
+            req = req.set("Content-Encoding", "gzip");
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(dicom)
+                .and_then(|_| gz.finish())
+                .map_err(|e| PeerError::Unreachable(self.url.clone(), e.to_string()))?
+        } else {
+            dicom.to_vec()
+        };
+        let sent = body.len() as u64;
+        let answer = self.answer(req.send_bytes(&body))?;
+        Ok((serde_json::from_slice(&answer).unwrap_or(Value::Null), sent))
+    }
+}
+
+/// What a peer store job does.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct PeerStoreRequest {
+    /// The peer's symbolic name (for `/exports`).
+    pub name: String,
+    pub peer: Peer,
+    pub resources: Vec<String>,
+    pub compress: bool,
+    /// Failed instances do not fail the job.
+    pub permissive: bool,
+    /// Record each sent instance in `/exports` (`LogExportedResources`).
+    pub log_exports: bool,
+}
+
+/// Sends every instance of the resources to the peer, one request each.
+pub async fn run_store(req: PeerStoreRequest, ctx: JobContext) -> Result<JobDone, JobError> {
+    let resources = req.resources.clone();
+    let instances = ctx
+        .reader
+        .with(move |c| {
+            let mut out = Vec::new();
+            for id in &resources {
+                let Some(row) = read::resource_by_public_id(c, id)? else {
+                    return Ok(Err(JobError::UnknownResource(id.clone())));
+                };
+                let rows = if row.level == Level::Instance {
+                    vec![row]
+                } else {
+                    read::descendants(c, row.id, Level::Instance)?
+                };
+                for r in rows {
+                    let att = read::attachments(c, r.id)?
+                        .into_iter()
+                        .find(|a| a.file_type == 1);
+                    if let Some(a) = att {
+                        out.push((r.public_id.clone(), read::identifiers(c, r.id)?, a));
+                    }
+                }
+            }
+            Ok(Ok(out))
+        })
+        .await??;
+    let total = instances.len() as u64;
+    let (storage, peer, compress) = (ctx.storage.clone(), req.peer.clone(), req.compress);
+    let progress = ctx.clone();
+    let (sent, failed, exports) = tokio::task::spawn_blocking(move || {
+        let (mut sent, mut failed, mut exports) = (0u64, 0u64, Vec::new());
+        for (k, (public_id, identifiers, att)) in instances.into_iter().enumerate() {
+            progress.check_cancel()?;
+            let compression = if att.compression == 2 {
+                StoredCompression::ZlibWithSize
+            } else {
+                StoredCompression::None
+            };
+            let data = storage
+                .read(&att.uuid, compression)
+                .map_err(|e| JobError::Failed(e.to_string()))?;
+            match peer.post_instance(&data, compress) {
+                Ok((_, n)) => {
+                    sent += n;
+                    exports.push((public_id, identifiers));
+                }
+                Err(e) if req.permissive => {
+                    tracing::warn!("peer store: {e}");
+                    failed += 1;
+                }
+                Err(e) => return Err(JobError::Failed(e.to_string())),
+            }
+            progress.set_progress(k as u64 + 1, total);
+        }
+        Ok((sent, failed, exports))
+    })
+    .await
+    .map_err(|e| JobError::Failed(e.to_string()))??;
+    if req.log_exports && !exports.is_empty() {
+        let date = chrono::Utc::now().format("%Y%m%dT%H%M%S").to_string();
+        let rows: Vec<Export> = exports
+            .into_iter()
+            .map(|(public_id, identifiers)| Export {
+                level: Level::Instance,
+                public_id,
+                modality: req.name.clone(),
+                date: date.clone(),
+                identifiers,
+            })
+            .collect();
+        ctx.writer
+            .write(move |c| write::log_exports(c, &rows))
+            .await?;
+    }
+    Ok(JobDone {
+        content: json!({
+            "Compress": req.compress,
+            "Description": "REST API",
+            "FailedInstancesCount": failed,
+            "InstancesCount": total,
+            "ParentResources": req.resources,
+            "Peer": [req.peer.url, req.peer.username.unwrap_or_default(), ""],
+            "Size": sent.to_string(),
+        }),
+        output: false,
+    })
+}

@@ -1,0 +1,133 @@
+//! `/peers/{id}/store`, `/store-straight` and `/system`: talking to other Orthanc servers
+//! over HTTP (the peer actor's work runs as a job, or waited for when synchronous).
+
+use actix_web::{web, HttpRequest, HttpResponse, Responder};
+use pacsnode_actors::index::RemoteTable;
+use pacsnode_actors::jobs::JobRequest;
+use pacsnode_actors::peers::{Peer, PeerError, PeerStoreRequest};
+use serde_json::Value;
+
+use super::error::{ApiError, ApiResult, OrthancCode};
+use super::jobs::{submitted, JobOptions};
+use super::middleware::not_allowed;
+use super::modalities::resources_of;
+use super::remotes::find;
+use super::respond::{json_or_xml, Answer};
+use super::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/peers/{name}/store")
+            .route(web::post().to(store))
+            .default_service(not_allowed("POST")),
+    )
+    .service(
+        web::resource("/peers/{name}/store-straight")
+            .route(web::post().to(store_straight))
+            .default_service(not_allowed("POST")),
+    )
+    .service(
+        web::resource("/peers/{name}/system")
+            .route(web::get().to(system))
+            .default_service(not_allowed("GET")),
+    );
+}
+
+async fn peer(state: &AppState, req: &HttpRequest) -> ApiResult<(String, Peer)> {
+    let name = req.match_info().get("name").unwrap_or_default().to_string();
+    let config = find(state, RemoteTable::Peers, &name).await?;
+    let timeout = state
+        .settings
+        .raw
+        .get("HttpTimeout")
+        .and_then(Value::as_u64)
+        .unwrap_or(60);
+    Ok((name, Peer::from_config(&config, timeout)))
+}
+
+fn peer_error(e: PeerError) -> ApiError {
+    ApiError::new(OrthancCode::NetworkProtocol, e.to_string())
+}
+
+async fn store(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> ApiResult<HttpResponse> {
+    let (name, peer) = peer(&state, &req).await?;
+    let text = String::from_utf8_lossy(&body).trim().to_string();
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::String(text));
+    let resources = resources_of(&body)?;
+    for r in &resources {
+        if state.reader.resource_any(r).await?.is_none() {
+            return Err(ApiError::new(OrthancCode::UnknownResource, r.clone()));
+        }
+    }
+    let flag = |k: &str| body.get(k).and_then(Value::as_bool).unwrap_or(false);
+    if body.get("Transcode").is_some() {
+        return Err(ApiError::new(
+            OrthancCode::NotImplemented,
+            "Transcoding is not available yet",
+        ));
+    }
+    let request = PeerStoreRequest {
+        name,
+        peer,
+        resources,
+        compress: flag("Compress"),
+        permissive: flag("Permissive"),
+        log_exports: state
+            .settings
+            .raw
+            .get("LogExportedResources")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+    };
+    let options = JobOptions::from_body(if body.is_object() {
+        &body
+    } else {
+        &Value::Null
+    })?;
+    let id = state
+        .jobs
+        .submit(
+            JobRequest::OrthancPeerStore(request),
+            options.priority,
+            options.user_data,
+        )
+        .await?;
+    if options.asynchronous {
+        return Ok(submitted(&id).respond_to(&req));
+    }
+    let info = state.jobs.wait(&id).await?;
+    if info["State"] != "Success" {
+        return Err(ApiError::new(
+            OrthancCode::NetworkProtocol,
+            info["ErrorDetails"]
+                .as_str()
+                .unwrap_or("the job failed")
+                .to_string(),
+        ));
+    }
+    Ok(json_or_xml(&req, &info["Content"]))
+}
+
+async fn store_straight(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> ApiResult<Answer> {
+    let (_, peer) = peer(&state, &req).await?;
+    let (answer, _) = web::block(move || peer.post_instance(&body, false))
+        .await?
+        .map_err(peer_error)?;
+    Ok(Answer::Json(answer))
+}
+
+async fn system(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<Answer> {
+    let (_, peer) = peer(&state, &req).await?;
+    let answer = web::block(move || peer.get_json("system"))
+        .await?
+        .map_err(peer_error)?;
+    Ok(Answer::Json(answer))
+}
