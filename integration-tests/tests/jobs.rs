@@ -187,6 +187,11 @@ fn archive_bad_input() {
         async_unknown.as_bytes(),
     );
     assert_eq!(status, 404);
+    let study = &f.ids()[1];
+    assert_eq!(
+        server.status("GET", &format!("/studies/{study}/archive?transcode=nope")),
+        400
+    );
     assert_eq!(server.status("GET", "/jobs/nope"), 404);
     assert_eq!(server.status("POST", "/jobs/nope/cancel"), 404);
     assert_eq!(server.status("PUT", "/jobs"), 405);

@@ -97,6 +97,19 @@ fn store_to_a_peer_and_back() {
     assert!(!info.to_string().contains("secret"));
     assert_eq!(a.status("POST", &format!("/jobs/{id}/resubmit")), 200);
 
+    // RemoteSelf is shown, the password never.
+    let config = json!({"Url": "http://h/", "Username": "u", "Password": "p", "RemoteSelf": "me"});
+    assert_eq!(
+        a.send("PUT", "/peers/t", config.to_string().as_bytes(), &[])
+            .0,
+        200
+    );
+    let shown = a.get("/peers/t/configuration");
+    assert_eq!(
+        (shown["RemoteSelf"].as_str(), &shown["Password"]),
+        (Some("me"), &Value::Null)
+    );
+
     // Bad input.
     assert_eq!(a.status("POST", "/peers/nope/store"), 404);
     assert_eq!(a.send("POST", "/peers/b/store", b"unknown-id", &[]).0, 404);

@@ -7,6 +7,7 @@ use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse, Responder};
 use pacsnode_actors::jobs::archive::{plan, write_zip, ArchiveRequest};
 use pacsnode_actors::jobs::JobRequest;
+use pacsnode_actors::model::transfer_syntax::KNOWN_SYNTAXES;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
@@ -54,8 +55,25 @@ fn utf8_of(v: &Value) -> ApiResult<bool> {
     }
 }
 
+/// Transcoding is not available yet: `transcode` is refused (400 for what is not a transfer
+/// syntax, as Orthanc does).
+fn refuse_transcode(req: &HttpRequest, body: &Value) -> ApiResult<()> {
+    let asked = arg(req, "transcode").or_else(|| body.get("Transcode").map(|v| v.to_string()));
+    match asked {
+        None => Ok(()),
+        Some(ts) if KNOWN_SYNTAXES.contains(&ts.trim_matches('"')) => Err(ApiError::new(
+            OrthancCode::NotImplemented,
+            "Transcoding is not available yet",
+        )),
+        Some(ts) => Err(ApiError::bad_request(format!(
+            "Unknown transfer syntax: {ts}"
+        ))),
+    }
+}
+
 /// `(media, extended)` from the route and the request (`?extended`, `"Extended": true`).
 fn media_of(req: &HttpRequest, body: &Value) -> ApiResult<(bool, bool)> {
+    refuse_transcode(req, body)?;
     let path = req.path();
     let media = path.ends_with("/media") || path.contains("/tools/create-media");
     let extended = path.ends_with("-extended")

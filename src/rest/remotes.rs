@@ -147,14 +147,18 @@ pub fn public_peer(v: &Value) -> Value {
         .and_then(Value::as_object)
         .map(|h| h.keys().cloned().collect())
         .unwrap_or_default();
-    json!({
+    let mut out = json!({
         "HttpHeaders": headers,
         "Password": null,
         "Pkcs11": v.get("Pkcs11").cloned().unwrap_or(json!(false)),
         "Timeout": v.get("Timeout").cloned().unwrap_or(json!(0)),
         "Url": v.get("Url").cloned().unwrap_or(Value::Null),
         "Username": v.get("Username").cloned().unwrap_or(Value::Null),
-    })
+    });
+    if let Some(r) = v.get("RemoteSelf") {
+        out["RemoteSelf"] = r.clone();
+    }
+    out
 }
 
 fn public(table: RemoteTable, v: &Value) -> Value {
