@@ -111,6 +111,16 @@ fn store_to_a_peer_and_back() {
     );
 
     // Bad input.
+    for bad in [
+        json!(["http://h/", "a"]),
+        json!(["http://h/", "a", "b", "c"]),
+        json!([]),
+    ] {
+        assert_eq!(
+            a.send("PUT", "/peers/t", bad.to_string().as_bytes(), &[]).0,
+            400
+        );
+    }
     assert_eq!(a.status("POST", "/peers/nope/store"), 404);
     assert_eq!(a.send("POST", "/peers/b/store", b"unknown-id", &[]).0, 404);
     assert_eq!(a.status("GET", "/system"), 200);

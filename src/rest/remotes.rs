@@ -118,7 +118,8 @@ pub fn normalize_modality(v: &Value) -> ApiResult<Value> {
 pub fn normalize_peer(v: &Value) -> ApiResult<Value> {
     let bad = || ApiError::bad_request("Bad format of an Orthanc peer");
     let mut o = match v {
-        Value::Array(a) if !a.is_empty() => {
+        // `[url]` or `[url, username, password]`, as Orthanc accepts.
+        Value::Array(a) if a.len() == 1 || a.len() == 3 => {
             let mut o = Map::new();
             o.insert("Url".into(), a[0].clone());
             if a.len() >= 3 {
