@@ -180,11 +180,7 @@ async fn submit_or_stream(
         return stream(state, request, name).await;
     }
     // Unknown resources are refused now, as when streaming, not by a failed job later.
-    for r in &request.resources {
-        if state.reader.resource_any(r).await?.is_none() {
-            return Err(ApiError::new(OrthancCode::UnknownResource, r.clone()));
-        }
-    }
+    check_exist(state, &request.resources).await?;
     let id = state
         .jobs
         .submit(
@@ -204,21 +200,30 @@ async fn stream(state: &AppState, request: ArchiveRequest, name: &str) -> ApiRes
         .filename
         .clone()
         .unwrap_or_else(|| format!("{name}.zip"));
-    let plan = state.reader.with(move |c| Ok(plan(c, &request))).await??;
+    check_exist(state, &request.resources).await?;
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(8);
-    let storage = state.storage.clone();
-    tokio::task::spawn_blocking(move || {
-        let out = ChannelWriter {
-            tx: tx.clone(),
-            buf: Vec::with_capacity(CHUNK),
+    let (reader, storage) = (state.reader.clone(), state.storage.clone());
+    // The answer starts now; the index is read and the files zipped behind it. A failure
+    // from here on is told to the client by a broken stream (the status line is sent).
+    tokio::spawn(async move {
+        let plan = match reader.with(move |c| Ok(plan(c, &request))).await {
+            Ok(Ok(plan)) => plan,
+            Ok(Err(e)) => return fail(&tx, e.to_string()).await,
+            Err(e) => return fail(&tx, e.to_string()).await,
         };
-        if let Err(e) = write_zip(&plan, &storage, out, |_| Ok(())) {
-            // The client is told by a broken stream (the status line is already sent).
-            if !tx.is_closed() {
-                tracing::warn!("archive: {e}");
-                let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+        let _ = tokio::task::spawn_blocking(move || {
+            let out = ChannelWriter {
+                tx: tx.clone(),
+                buf: Vec::with_capacity(CHUNK),
+            };
+            if let Err(e) = write_zip(&plan, &storage, out, |_| Ok(())) {
+                if !tx.is_closed() {
+                    tracing::warn!("archive: {e}");
+                    let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+                }
             }
-        }
+        })
+        .await;
     });
     let body = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|chunk| (chunk, rx))
@@ -227,6 +232,21 @@ async fn stream(state: &AppState, request: ArchiveRequest, name: &str) -> ApiRes
         .content_type("application/zip")
         .insert_header((header::CONTENT_DISPOSITION, disposition(&filename)))
         .streaming(body))
+}
+
+async fn fail(tx: &mpsc::Sender<Result<Bytes, std::io::Error>>, e: String) {
+    tracing::warn!("archive: {e}");
+    let _ = tx.send(Err(std::io::Error::other(e))).await;
+}
+
+/// Unknown resources are refused before anything starts (404, as Orthanc).
+async fn check_exist(state: &AppState, resources: &[String]) -> ApiResult<()> {
+    for r in resources {
+        if state.reader.resource_any(r).await?.is_none() {
+            return Err(ApiError::new(OrthancCode::UnknownResource, r.clone()));
+        }
+    }
+    Ok(())
 }
 
 const CHUNK: usize = 256 * 1024;
