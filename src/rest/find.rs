@@ -214,7 +214,6 @@ async fn find(
     let (q, content) = (req.query, req.content);
     let limit = state.settings.limit_find_results(q.level);
     let st = state.clone();
-    let reader = state.reader.clone();
     let out = state
         .reader
         .with(move |c| {
@@ -231,9 +230,8 @@ async fn find(
             match &content {
                 // The common case, serialized as it is read (thousands of studies).
                 Content::Expand { format, requested } if requested.is_empty() && !xml => {
-                    let body = write_expanded(c, Some(&reader), *format, |each| {
-                        find::rows_in_pages(c, &q, page, each)
-                    })?;
+                    let body =
+                        write_expanded(c, *format, |each| find::rows_in_pages(c, &q, page, each))?;
                     Ok(Found::Bytes(body))
                 }
                 content => {

@@ -2,7 +2,6 @@
 
 use actix_web::HttpRequest;
 use pacsnode_actors::index::read::{self, Extras};
-use pacsnode_actors::index::IndexReader;
 use pacsnode_actors::index::{IndexError, ResourceRow};
 use pacsnode_actors::model::main_tags::{self, MainTag};
 use pacsnode_actors::model::stored_tags::StoredTags;
@@ -233,97 +232,32 @@ pub fn expanded<'a>(
 }
 
 /// How many resources are read and expanded at a time (rows, then their extras).
-pub const EXPAND_PAGE: usize = 200;
-
-/// One page of expanded resources as the inside of a pretty JSON array (elements at the
-/// array's indentation, without the brackets): pages joined with `,\n` and wrapped in
-/// `[\n`…`\n]` give the bytes of the whole array. Blocking.
-fn page_json(
-    c: &Connection,
-    page: &[ResourceRow],
-    format: TagFormat,
-) -> Result<Vec<u8>, IndexError> {
-    let bad = |e: serde_json::Error| IndexError::BadRequest(e.to_string());
-    let extras = read::extras_many(c, page)?;
-    let none = Extras::default();
-    let fields = page
-        .iter()
-        .map(|row| expanded(c, row, extras.get(&row.id).unwrap_or(&none), format))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut out = serde_json::to_vec_pretty(&fields).map_err(bad)?;
-    if fields.is_empty() {
-        return Ok(Vec::new());
-    }
-    out.truncate(out.len() - 2);
-    out.drain(..2);
-    Ok(out)
-}
+pub const EXPAND_PAGE: usize = 500;
 
 /// The JSON array of many expanded resources, serialized as it is built (no `Value` tree):
-/// `fill` hands over the rows a page at a time, whose extras are read per page. From the
-/// second page on, if `reader` has a connection free, every other page is expanded on a
-/// helper thread with it: two cores share a large answer. Blocking.
+/// `fill` hands over the rows a page at a time, whose extras are read per page. Blocking.
 pub fn write_expanded(
     c: &Connection,
-    reader: Option<&IndexReader>,
     format: TagFormat,
     fill: impl FnOnce(
         &mut dyn FnMut(&[ResourceRow]) -> Result<(), IndexError>,
     ) -> Result<(), IndexError>,
 ) -> Result<Vec<u8>, IndexError> {
-    use std::sync::mpsc;
-    let mut pages: Vec<Option<Vec<u8>>> = Vec::new();
-    let (results_tx, results) = mpsc::channel::<(usize, Result<Vec<u8>, IndexError>)>();
-    std::thread::scope(|scope| {
-        let mut reader = reader;
-        let mut helper: Option<mpsc::SyncSender<(usize, Vec<ResourceRow>)>> = None;
-        fill(&mut |page: &[ResourceRow]| {
-            let k = pages.len();
-            pages.push(None);
-            if k % 2 == 1 && helper.is_none() {
-                if let Some(spare) = reader.take().and_then(IndexReader::try_spare) {
-                    let (tx, rx) = mpsc::sync_channel::<(usize, Vec<ResourceRow>)>(2);
-                    let results_tx = results_tx.clone();
-                    scope.spawn(move || {
-                        let hc = spare.conn();
-                        let _ = hc.execute_batch("BEGIN");
-                        for (k, rows) in rx {
-                            let _ = results_tx.send((k, page_json(hc, &rows, format)));
-                        }
-                        let _ = hc.execute_batch("COMMIT");
-                    });
-                    helper = Some(tx);
-                }
-            }
-            match (&helper, k % 2) {
-                (Some(tx), 1) => tx
-                    .send((k, page.to_vec()))
-                    .map_err(|_| IndexError::BadRequest("the expanding thread stopped".into())),
-                _ => {
-                    pages[k] = Some(page_json(c, page, format)?);
-                    Ok(())
-                }
-            }
-        })?;
-        drop(helper);
-        Ok::<_, IndexError>(())
+    use serde::ser::SerializeSeq;
+    let bad = |e: serde_json::Error| IndexError::BadRequest(e.to_string());
+    let mut out = Vec::new();
+    let mut ser = serde_json::Serializer::pretty(&mut out);
+    let mut seq = ser.serialize_seq(None).map_err(bad)?;
+    let none = Extras::default();
+    fill(&mut |page: &[ResourceRow]| {
+        let extras = read::extras_many(c, page)?;
+        for row in page {
+            let fields = expanded(c, row, extras.get(&row.id).unwrap_or(&none), format)?;
+            seq.serialize_element(&fields).map_err(bad)?;
+        }
+        Ok(())
     })?;
-    drop(results_tx);
-    for (k, page) in results {
-        pages[k] = Some(page?);
-    }
-    let parts: Vec<Vec<u8>> = pages
-        .into_iter()
-        .flatten()
-        .filter(|p| !p.is_empty())
-        .collect();
-    if parts.is_empty() {
-        return Ok(b"[]".to_vec());
-    }
-    let mut out = Vec::with_capacity(parts.iter().map(|p| p.len() + 2).sum::<usize>() + 4);
-    out.extend_from_slice(b"[\n");
-    out.extend_from_slice(&parts.join(&b",\n"[..]));
-    out.extend_from_slice(b"\n]");
+    SerializeSeq::end(seq).map_err(bad)?;
     Ok(out)
 }
 

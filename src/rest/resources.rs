@@ -101,11 +101,10 @@ async fn list(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<Answer>
         let rows = state.reader.list(level, since, limit).await?;
         if requested.is_empty() && !wants_xml(&req) {
             // Serialized straight from the rows, as `/tools/find` does.
-            let reader = state.reader.clone();
             let body = state
                 .reader
                 .with(move |c| {
-                    write_expanded(c, Some(&reader), format, |each| {
+                    write_expanded(c, format, |each| {
                         rows.chunks(EXPAND_PAGE).try_for_each(each)
                     })
                 })

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 
 use super::IndexError;
 use crate::model::stored_tags::StoredTags;
@@ -22,29 +22,6 @@ pub struct ResourceRow {
     pub main_tags: StoredTags,
     pub is_stable: bool,
     pub protected: bool,
-}
-
-/// A pooled read connection lent to a helper thread (see [`IndexReader::try_spare`]).
-pub struct Spare {
-    conn: Option<Connection>,
-    pool: Arc<Mutex<Vec<Connection>>>,
-    _permit: OwnedSemaphorePermit,
-}
-
-impl Spare {
-    pub fn conn(&self) -> &Connection {
-        self.conn
-            .as_ref()
-            .expect("a spare connection until dropped")
-    }
-}
-
-impl Drop for Spare {
-    fn drop(&mut self) {
-        if let Some(c) = self.conn.take() {
-            self.pool.lock().unwrap_or_else(|e| e.into_inner()).push(c);
-        }
-    }
 }
 
 /// Global counts and sizes.
@@ -156,18 +133,6 @@ impl IndexReader {
         })
         .await
         .map_err(|_| IndexError::Unavailable)?
-    }
-
-    /// A second connection for a request that already holds one and has work to share with
-    /// a helper thread, if one is free right now (never waits). Given back when dropped.
-    pub fn try_spare(&self) -> Option<Spare> {
-        let permit = self.permits.clone().try_acquire_owned().ok()?;
-        let conn = self.pool.lock().unwrap_or_else(|e| e.into_inner()).pop()?;
-        Some(Spare {
-            conn: Some(conn),
-            pool: self.pool.clone(),
-            _permit: permit,
-        })
     }
 
     /// A resource by its public id, if it is of `level`.
