@@ -12,7 +12,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::error::{ApiError, ApiResult, OrthancCode};
-use super::jobs::{disposition, submitted, JobOptions};
+use super::jobs::{check_resources, disposition, submit, submitted, JobOptions};
 use super::middleware::not_allowed;
 use super::resources::level_of;
 use super::respond::{arg, flag};
@@ -180,15 +180,8 @@ async fn submit_or_stream(
         return stream(state, request, name).await;
     }
     // Unknown resources are refused now, as when streaming, not by a failed job later.
-    check_exist(state, &request.resources).await?;
-    let id = state
-        .jobs
-        .submit(
-            JobRequest::Archive(request),
-            options.priority,
-            options.user_data,
-        )
-        .await?;
+    check_resources(state, &request.resources).await?;
+    let id = submit(state, JobRequest::Archive(request), options).await?;
     Ok(submitted(&id).respond_to(req))
 }
 
@@ -200,7 +193,7 @@ async fn stream(state: &AppState, request: ArchiveRequest, name: &str) -> ApiRes
         .filename
         .clone()
         .unwrap_or_else(|| format!("{name}.zip"));
-    check_exist(state, &request.resources).await?;
+    check_resources(state, &request.resources).await?;
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(8);
     let (reader, storage) = (state.reader.clone(), state.storage.clone());
     // The answer starts now; the index is read and the files zipped behind it. A failure
@@ -237,16 +230,6 @@ async fn stream(state: &AppState, request: ArchiveRequest, name: &str) -> ApiRes
 async fn fail(tx: &mpsc::Sender<Result<Bytes, std::io::Error>>, e: String) {
     tracing::warn!("archive: {e}");
     let _ = tx.send(Err(std::io::Error::other(e))).await;
-}
-
-/// Unknown resources are refused before anything starts (404, as Orthanc).
-async fn check_exist(state: &AppState, resources: &[String]) -> ApiResult<()> {
-    for r in resources {
-        if state.reader.resource_any(r).await?.is_none() {
-            return Err(ApiError::new(OrthancCode::UnknownResource, r.clone()));
-        }
-    }
-    Ok(())
 }
 
 const CHUNK: usize = 256 * 1024;

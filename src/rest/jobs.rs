@@ -2,7 +2,7 @@
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use pacsnode_actors::jobs::{Control, JobError};
+use pacsnode_actors::jobs::{Control, JobError, JobRequest};
 use serde_json::{json, Value};
 
 use super::error::{ApiError, ApiResult, OrthancCode};
@@ -65,6 +65,28 @@ impl JobOptions {
             user_data: body.get("UserData").cloned(),
         })
     }
+}
+
+/// Refuses unknown resources before any work starts (404, as Orthanc).
+pub async fn check_resources(state: &AppState, resources: &[String]) -> ApiResult<()> {
+    for r in resources {
+        if state.reader.resource_any(r).await?.is_none() {
+            return Err(ApiError::new(OrthancCode::UnknownResource, r.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// Queues a job with the options of its request; answers the job's id.
+pub async fn submit(
+    state: &AppState,
+    request: JobRequest,
+    options: JobOptions,
+) -> ApiResult<String> {
+    Ok(state
+        .jobs
+        .submit(request, options.priority, options.user_data)
+        .await?)
 }
 
 /// What Orthanc answers when a job is submitted asynchronously.

@@ -8,7 +8,7 @@ use pacsnode_actors::peers::{Peer, PeerError, PeerStoreRequest};
 use serde_json::Value;
 
 use super::error::{ApiError, ApiResult, OrthancCode};
-use super::jobs::{submitted, JobOptions};
+use super::jobs::{check_resources, submit, submitted, JobOptions};
 use super::middleware::not_allowed;
 use super::modalities::resources_of;
 use super::remotes::find;
@@ -58,11 +58,7 @@ async fn store(
     let text = String::from_utf8_lossy(&body).trim().to_string();
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::String(text));
     let resources = resources_of(&body)?;
-    for r in &resources {
-        if state.reader.resource_any(r).await?.is_none() {
-            return Err(ApiError::new(OrthancCode::UnknownResource, r.clone()));
-        }
-    }
+    check_resources(&state, &resources).await?;
     let flag = |k: &str| body.get(k).and_then(Value::as_bool).unwrap_or(false);
     if body.get("Transcode").is_some() {
         return Err(ApiError::new(
@@ -88,15 +84,9 @@ async fn store(
     } else {
         &Value::Null
     })?;
-    let id = state
-        .jobs
-        .submit(
-            JobRequest::OrthancPeerStore(request),
-            options.priority,
-            options.user_data,
-        )
-        .await?;
-    if options.asynchronous {
+    let asynchronous = options.asynchronous;
+    let id = submit(&state, JobRequest::OrthancPeerStore(request), options).await?;
+    if asynchronous {
         return Ok(submitted(&id).respond_to(&req));
     }
     let info = state.jobs.wait(&id).await?;
