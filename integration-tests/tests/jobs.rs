@@ -288,3 +288,77 @@ fn media_with_a_valid_dicomdir() {
         assert_eq!(unexpected.count(), 0, "{check}");
     }
 }
+
+/// Pause, resume, cancel and resubmit, with one job slot held by a peer store whose peer
+/// accepts the connection and never answers.
+#[test]
+fn job_controls() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming() {
+            held.push(s);
+        }
+    });
+    let server = Server::start(json!({
+        "ConcurrentJobs": 1,
+        "OrthancPeers": { "silent": { "Url": format!("http://127.0.0.1:{port}/"), "Timeout": 3 } },
+    }));
+    let f = Fixture::new("controls", 1);
+    server.post("/instances", &f.dicom());
+    let state = |id: &str| {
+        server.get(&format!("/jobs/{id}"))["State"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let submit = |path: &str, body: Value| {
+        let (status, v) = server.post(path, body.to_string().as_bytes());
+        assert_eq!(status, 200, "{v}");
+        v["ID"].as_str().unwrap().to_string()
+    };
+    let blocker = submit(
+        "/peers/silent/store",
+        json!({"Resources": [f.ids()[3]], "Asynchronous": true}),
+    );
+    assert!(wait_until(Duration::from_secs(5), || state(&blocker) == "Running"));
+    let queued = submit(
+        "/tools/create-archive",
+        json!({"Resources": [f.ids()[1]], "Asynchronous": true}),
+    );
+    assert_eq!(state(&queued), "Pending", "one slot, held by the blocker");
+
+    assert_eq!(server.status("POST", &format!("/jobs/{queued}/pause")), 200);
+    assert_eq!(state(&queued), "Paused");
+    assert_eq!(
+        server.status("POST", &format!("/jobs/{queued}/resume")),
+        200
+    );
+    assert_eq!(state(&queued), "Pending");
+    assert_eq!(
+        server.status("DELETE", &format!("/jobs/{queued}")),
+        400,
+        "not finished"
+    );
+    assert_eq!(
+        server.status("POST", &format!("/jobs/{queued}/cancel")),
+        200
+    );
+    let info = server.get(&format!("/jobs/{queued}"));
+    assert_eq!(
+        (info["State"].as_str(), &info["ErrorCode"]),
+        (Some("Failure"), &json!(37))
+    );
+    assert_eq!(info["ErrorDescription"], "Canceled job");
+    assert_eq!(
+        server.status("POST", &format!("/jobs/{queued}/resubmit")),
+        200
+    );
+    assert_eq!(state(&queued), "Pending");
+
+    // The blocker fails at its peer's timeout, then the resubmitted job runs.
+    assert_eq!(wait_job(&server, &blocker)["State"], "Failure");
+    assert_eq!(wait_job(&server, &queued)["State"], "Success");
+    assert_eq!(server.get(&format!("/jobs/{queued}"))["ErrorCode"], 0);
+}

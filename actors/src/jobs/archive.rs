@@ -40,7 +40,6 @@ pub struct Entry {
     pub path: String,
     pub uuid: String,
     pub compression: StoredCompression,
-    pub size: u64,
 }
 
 /// What goes into an archive: its files in order, and the DICOMDIR of a media.
@@ -183,7 +182,6 @@ fn entry(c: &Connection, instance: i64, path: String) -> Result<Entry, JobError>
         } else {
             StoredCompression::None
         },
-        size: att.uncompressed_size,
     })
 }
 
