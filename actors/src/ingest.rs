@@ -1,10 +1,11 @@
 //! [`IngestActor`]: turns received DICOM bytes into a stored instance.
 //!
 //! For each instance, on a blocking thread: parse the dataset up to Pixel Data, compute the
-//! Orthanc ids, extract main tags and metadata, write the file and fsync it. Then the index
-//! records it in the next group commit, and only then the caller gets its answer. (That
-//! commit leaves the WAL unsynced: the folder of the file was recorded durably first, so
-//! [`crate::recovery`] finds the file again if a power loss takes its row out of the index.)
+//! Orthanc ids, extract main tags and metadata, write the file. Then the file is fsynced
+//! while the index records the instance in the next group commit, and only when both are
+//! done the caller gets its answer (a file that cannot be synced takes its instance out of
+//! the index again). That commit leaves the WAL unsynced: the folder of the file was
+//! recorded durably first, so [`crate::recovery`] sets the index right after a power loss.
 
 use std::sync::{Arc, RwLock};
 
@@ -12,7 +13,9 @@ use actix::prelude::*;
 use md5::{Digest, Md5};
 use serde_json::{Map, Value};
 
-use crate::index::{IndexError, IndexWriter, NewInstance, StorageLimits, StoreStatus};
+use crate::index::{
+    IndexError, IndexWriter, NewInstance, StorageLimits, StoreOutcome, StoreStatus,
+};
 use crate::model::dicom::{self, DicomFile, Encoding, ParseOptions, Tag};
 use crate::model::ids::InstanceIds;
 use crate::model::main_tags::{self, TagNum};
@@ -145,20 +148,21 @@ impl IngestActor {
             .iter()
             .map(|(k, v)| (k.orthanc_name().to_string(), Value::from(v.as_str())))
             .collect();
-        let stored = self
-            .storage
-            .sync(&handle)
-            .map_err(|e| IngestError::Storage(e.into()))
-            .and_then(|()| {
-                self.index
-                    .store_blocking(move |c| crate::index::store_instance(c, &req))
-                    .map_err(IngestError::from)
-            });
-        let outcome = match stored {
-            Ok(o) => o,
-            Err(e) => {
+        // The index records the instance while the file is fsynced; the answer waits for both.
+        let pending = self
+            .index
+            .store_start(move |c| crate::index::store_instance(c, &req));
+        let synced = self.storage.sync(&handle);
+        let stored = pending.and_then(|p| p.wait());
+        let outcome = match (stored, synced) {
+            (Ok(o), Ok(())) => o,
+            (Ok(o), Err(e)) => {
+                self.unstore(&ids.instance, &uuid, o);
+                return Err(IngestError::Storage(e.into()));
+            }
+            (Err(e), _) => {
                 self.storage.remove(&uuid);
-                return Err(e);
+                return Err(e.into());
             }
         };
         let mut obsolete = outcome.obsolete_files;
@@ -187,6 +191,28 @@ impl IngestActor {
     }
 }
 
+impl IngestActor {
+    /// Takes out of the index an instance whose file could not be made durable (and removes
+    /// that file and those its store made obsolete).
+    fn unstore(&self, instance: &str, uuid: &str, outcome: StoreOutcome) {
+        if outcome.status == StoreStatus::Success {
+            let id = instance.to_string();
+            let deleted = self.index.write_blocking(move |c| {
+                crate::index::write::delete_resource(c, &id, Level::Instance)
+            });
+            match deleted {
+                Ok(d) => d.obsolete_files.iter().for_each(|u| self.storage.remove(u)),
+                Err(e) => tracing::error!("cannot take back instance {instance}: {e}"),
+            }
+        }
+        self.storage.remove(uuid);
+        outcome
+            .obsolete_files
+            .iter()
+            .for_each(|u| self.storage.remove(u));
+    }
+}
+
 impl Actor for IngestActor {
     type Context = SyncContext<Self>;
 }
@@ -208,7 +234,8 @@ pub async fn remove_files(storage: &StorageArea, uuids: Vec<String>) {
     let _ = tokio::task::spawn_blocking(move || uuids.iter().for_each(|u| storage.remove(u))).await;
 }
 
-fn hex_md5(data: &[u8]) -> String {
+/// MD5 in lower-case hex, as Orthanc records it for attachments.
+pub(crate) fn hex_md5(data: &[u8]) -> String {
     Md5::digest(data)
         .iter()
         .map(|b| format!("{b:02x}"))

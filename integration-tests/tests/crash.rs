@@ -148,6 +148,57 @@ fn instances_whose_index_rows_were_lost_are_indexed_again_at_start() {
     );
 }
 
+#[test]
+fn instances_whose_files_were_lost_are_taken_out_of_the_index_at_start() {
+    let server = Server::start(json!({}));
+    let fixtures: Vec<Fixture> = (1..=4).map(|n| Fixture::new("lost-files", n)).collect();
+    for f in &fixtures {
+        assert_eq!(server.post("/instances", &f.dicom()).0, 200);
+    }
+    let path = |f: &Fixture| -> std::path::PathBuf {
+        let uuid = server.get(&format!("/instances/{}/attachments/dicom/info", f.ids()[3]))["Uuid"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        server
+            .dir
+            .path()
+            .join("storage")
+            .join(&uuid[..2])
+            .join(&uuid[2..4])
+            .join(&uuid)
+    };
+    let (gone, empty, zeroed) = (path(&fixtures[1]), path(&fixtures[2]), path(&fixtures[3]));
+    let dir = server.kill9();
+    // What a power loss can do to a file whose fsync had not completed (its instance was
+    // recorded meanwhile, not acknowledged): gone, empty, or its size without its data.
+    std::fs::remove_file(&gone).unwrap();
+    std::fs::write(&empty, b"").unwrap();
+    let size = std::fs::metadata(&zeroed).unwrap().len() as usize;
+    std::fs::write(&zeroed, vec![0u8; size]).unwrap();
+
+    let server = Server::start_in(dir, json!({}));
+    let stats = server.get("/statistics");
+    assert_eq!(stats["CountInstances"], 1, "{stats}");
+    let kept = &fixtures[0].ids()[3];
+    assert_eq!(
+        server.status("GET", &format!("/instances/{kept}/file")),
+        200
+    );
+    for f in &fixtures[1..] {
+        let id = &f.ids()[3];
+        assert_eq!(server.status("GET", &format!("/instances/{id}")), 404);
+        // The client that never got its answer sends it again: stored anew.
+        let (status, answer) = server.post("/instances", &f.dicom());
+        assert_eq!((status, answer["Status"].as_str()), (200, Some("Success")));
+        assert_eq!(server.status("GET", &format!("/instances/{id}/file")), 200);
+    }
+    assert!(
+        !empty.exists() && !zeroed.exists(),
+        "the broken files are still there"
+    );
+}
+
 /// The number of attachment files under the storage root (`ab/cd/uuid`).
 fn stored_files(root: &std::path::Path) -> usize {
     let dirs = |p: &std::path::Path| -> Vec<std::path::PathBuf> {

@@ -2,13 +2,15 @@
 //!
 //! Durability: a batch commits with `synchronous = FULL` (the WAL is fsynced) unless every job
 //! in it is an instance store, which commits with `synchronous = NORMAL` (the WAL is written,
-//! not fsynced): the stored file itself is fsynced first, and the folders new files go to are
-//! recorded durably, so the start-up scan re-indexes any stored file a power loss took out of
-//! the index (see [`crate::recovery`]). A `kill -9` loses nothing either way.
+//! not fsynced) while the stored file is fsynced beside it; the folders new files go to are
+//! recorded durably, so the start-up scan puts the index back in line with the files after a
+//! power loss (see [`crate::recovery`]). A `kill -9` loses nothing either way. Checkpoints
+//! run on their own thread ([`super::checkpoint`]).
 
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
+use super::checkpoint::Checkpointer;
 use super::IndexError;
 
 /// Called once the transaction holding the job committed (or failed).
@@ -17,13 +19,15 @@ type Done = Box<dyn FnOnce(Result<(), String>) + Send>;
 /// A write: runs inside the group transaction, returns how to answer its caller.
 struct Job {
     run: Box<dyn FnOnce(&Connection) -> Done + Send>,
-    /// An instance store whose file is fsynced: the WAL need not be (see the module doc).
+    /// An instance store, whose file is fsynced: the WAL need not be (see the module doc).
     lazy_sync: bool,
 }
 
 /// The writer actor: its mailbox is bounded; it owns the only writable connection.
 pub struct IndexActor {
+    /// Declared first: dropped before the checkpointer its WAL hook points into.
     conn: Connection,
+    checkpointer: Checkpointer,
     mailbox: mpsc::Receiver<Job>,
     max_batch: usize,
     /// The connection's current `synchronous` setting: FULL (true) or NORMAL.
@@ -36,19 +40,21 @@ pub struct IndexWriter(mpsc::Sender<Job>);
 
 impl IndexActor {
     /// Starts the actor on its own thread.
-    pub fn start(conn: Connection) -> IndexWriter {
+    pub fn start(conn: Connection) -> std::io::Result<IndexWriter> {
         let (tx, rx) = mpsc::channel(1024);
+        let path = conn.path().unwrap_or_default().into();
+        let checkpointer = Checkpointer::install(&conn, path)?;
         let actor = IndexActor {
             conn,
+            checkpointer,
             mailbox: rx,
             max_batch: 256,
             full_sync: true,
         };
         std::thread::Builder::new()
             .name("index-writer".into())
-            .spawn(move || actor.run())
-            .expect("cannot start the index thread");
-        IndexWriter(tx)
+            .spawn(move || actor.run())?;
+        Ok(IndexWriter(tx))
     }
 
     fn run(mut self) {
@@ -89,6 +95,8 @@ impl IndexActor {
         let result = self.conn.execute_batch("COMMIT").map_err(|e| e.to_string());
         if result.is_err() {
             let _ = self.conn.execute_batch("ROLLBACK");
+        } else {
+            self.checkpointer.committed(&self.conn);
         }
         for done in dones {
             done(result.clone());
@@ -120,14 +128,19 @@ impl IndexWriter {
         self.run_blocking(f, false)
     }
 
-    /// Records a stored instance whose file is already fsynced, from a blocking thread, and
-    /// waits for the commit (which may leave the WAL unsynced: see the module doc).
-    pub fn store_blocking<R, F>(&self, f: F) -> Result<R, IndexError>
+    /// Sends the record of a stored instance to the next group commit, from a blocking
+    /// thread, without waiting: the caller fsyncs the file meanwhile, then waits with
+    /// [`Pending::wait`]. The commit may leave the WAL unsynced (see the module doc).
+    pub fn store_start<R, F>(&self, f: F) -> Result<Pending<R>, IndexError>
     where
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R, IndexError> + Send + 'static,
     {
-        self.run_blocking(f, true)
+        let (job, rx) = job(f, true);
+        self.0
+            .blocking_send(job)
+            .map_err(|_| IndexError::Unavailable)?;
+        Ok(Pending(rx))
     }
 
     fn run_blocking<R, F>(&self, f: F, lazy_sync: bool) -> Result<R, IndexError>
@@ -139,7 +152,19 @@ impl IndexWriter {
         self.0
             .blocking_send(job)
             .map_err(|_| IndexError::Unavailable)?;
-        rx.blocking_recv().map_err(|_| IndexError::Unavailable)?
+        Pending(rx).wait()
+    }
+}
+
+/// A write sent to the writer whose commit is not awaited yet.
+pub struct Pending<R>(oneshot::Receiver<Result<R, IndexError>>);
+
+impl<R> Pending<R> {
+    /// Waits for the commit of the write (from a blocking thread).
+    pub fn wait(self) -> Result<R, IndexError> {
+        self.0
+            .blocking_recv()
+            .map_err(|_| IndexError::Unavailable)?
     }
 }
 

@@ -14,6 +14,7 @@
 //! same statements directly on the index threads.
 
 mod actor;
+mod checkpoint;
 pub mod jobs;
 mod log;
 pub mod read;
@@ -158,7 +159,8 @@ pub async fn open(dir: &Path, readers: usize) -> Result<(IndexWriter, IndexReade
     migrate(&path).await?;
     // Opening SQLite connections blocks: off the async thread too.
     tokio::task::spawn_blocking(move || {
-        let writer = IndexActor::start(connect(&path, false)?);
+        let writer = IndexActor::start(connect(&path, false)?)
+            .map_err(|e| IndexError::Migration(format!("cannot start the index threads: {e}")))?;
         let reader = IndexReader::open(&path, readers)?;
         Ok((writer, reader))
     })

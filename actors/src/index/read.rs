@@ -537,20 +537,38 @@ pub fn storage_folders(c: &Connection) -> Result<Vec<(String, String)>> {
     Ok(rows.collect::<std::result::Result<_, _>>()?)
 }
 
-/// The uuids of the attachments whose file lies in one of these folders (`ab/cd`): one scan.
-pub fn attachments_in_folders(
-    c: &Connection,
-    folders: &[String],
-) -> Result<std::collections::HashSet<String>> {
+/// An attachment whose file lies in one of the folders the start-up recovery scans.
+#[derive(Debug, Clone)]
+pub struct FolderAttachment {
+    pub uuid: String,
+    /// The public id of its resource, and whether it is that instance's DICOM file.
+    pub resource: String,
+    pub is_dicom: bool,
+    /// Size and MD5 of the file as written.
+    pub size: u64,
+    pub md5: String,
+}
+
+/// The attachments whose file lies in one of these folders (`ab/cd`): one scan.
+pub fn attachments_in_folders(c: &Connection, folders: &[String]) -> Result<Vec<FolderAttachment>> {
     let prefixes: std::collections::HashSet<String> =
         folders.iter().map(|f| f.replace('/', "")).collect();
-    let mut stmt = c.prepare("SELECT uuid FROM attachments")?;
+    let mut stmt = c.prepare(
+        "SELECT a.uuid, r.public_id, a.file_type, a.compressed_size, a.compressed_md5 \
+         FROM attachments a JOIN resources r ON r.id = a.resource_id",
+    )?;
     let mut rows = stmt.query([])?;
-    let mut out = std::collections::HashSet::new();
+    let mut out = Vec::new();
     while let Some(row) = rows.next()? {
         let uuid: String = row.get(0)?;
         if uuid.get(..4).is_some_and(|p| prefixes.contains(p)) {
-            out.insert(uuid);
+            out.push(FolderAttachment {
+                uuid,
+                resource: row.get(1)?,
+                is_dicom: row.get::<_, i64>(2)? == 1,
+                size: row.get::<_, i64>(3)? as u64,
+                md5: row.get(4)?,
+            });
         }
     }
     Ok(out)
