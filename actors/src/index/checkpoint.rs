@@ -6,13 +6,17 @@
 //! writes and the database fsync (~20 ms here), and every ingest waiting for that commit
 //! with it — two fifths of the wall time of a small-file ingest. The writer now only counts
 //! the WAL's pages (SQLite's WAL hook) and wakes this thread past [`WAL_PAGES`]; it copies
-//! them (a PASSIVE checkpoint: it never blocks the writer nor the readers) with the same
-//! fsyncs as before. The WAL is also checkpointed after [`IDLE`] without a commit, and by
-//! the writer itself, inline, if it ever grows past [`WAL_PAGES_INLINE`].
+//! them (PASSIVE checkpoints: they never block the writer nor the readers) with the same
+//! fsyncs as before, in passes, each copying what was committed during the one before,
+//! until what is left is short. That tail is copied by the writer itself, between two
+//! commits: SQLite starts the WAL again from its beginning only at a commit that finds it
+//! wholly copied, which a checkpoint running beside a stream of commits never sees (the
+//! WAL then grows without end). The WAL is also checkpointed after [`IDLE`] without a
+//! commit, and by the writer, inline, if it ever grows past [`WAL_PAGES_INLINE`].
 
 use std::ffi::{c_char, c_int, c_void};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +37,8 @@ struct Shared {
     wal_pages: AtomicI32,
     /// Commits so far.
     commits: AtomicU64,
+    /// The checkpointer copied all but a short tail: the writer copies the rest.
+    tail_ready: AtomicBool,
 }
 
 /// The writer's side: installed on its connection, told of every commit.
@@ -84,13 +90,13 @@ impl Checkpointer {
         })
     }
 
-    /// After a commit of the writer: wakes the checkpointer when the WAL is large, or
-    /// checkpoints inline when it is far too large.
+    /// After a commit of the writer: copies the tail of the WAL the checkpointer left, wakes
+    /// the checkpointer when the WAL is large, or checkpoints inline when it is far too large.
     pub fn committed(&self, conn: &Connection) {
         self.shared.commits.fetch_add(1, Ordering::Relaxed);
         let pages = self.shared.wal_pages.load(Ordering::Relaxed);
-        if pages >= WAL_PAGES_INLINE {
-            if let Err(e) = checkpoint(conn) {
+        if self.shared.tail_ready.swap(false, Ordering::Relaxed) || pages >= WAL_PAGES_INLINE {
+            if let Err(e) = pass(conn) {
                 tracing::warn!("index checkpoint: {e}");
             }
             self.kicked_at.set(0);
@@ -107,8 +113,33 @@ impl Checkpointer {
     }
 }
 
-fn checkpoint(conn: &Connection) -> rusqlite::Result<()> {
-    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+/// Passes of the checkpointer before it leaves the tail to the writer.
+const PASSES: usize = 8;
+/// A tail short enough for the writer to copy (pages).
+const TAIL: i64 = 64;
+
+/// One PASSIVE checkpoint: copies the frames committed when it starts. Gives the WAL's size
+/// (frames) it saw, or `None` if it could not run.
+fn pass(conn: &Connection) -> rusqlite::Result<Option<i64>> {
+    let (busy, log): (i64, i64) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })?;
+    Ok((busy == 0).then_some(log))
+}
+
+/// Passes until what was committed during the last one is short.
+fn catch_up(conn: &Connection) -> rusqlite::Result<bool> {
+    let mut copied = 0;
+    for _ in 0..PASSES {
+        let Some(log) = pass(conn)? else {
+            return Ok(false);
+        };
+        if log - copied < TAIL {
+            return Ok(true);
+        }
+        copied = log;
+    }
+    Ok(false)
 }
 
 fn run(path: PathBuf, shared: Arc<Shared>, kicks: Receiver<()>) {
@@ -123,21 +154,27 @@ fn run(path: PathBuf, shared: Arc<Shared>, kicks: Receiver<()>) {
     let _ = conn.execute_batch("PRAGMA wal_autocheckpoint = 0");
     let mut done_at = shared.commits.load(Ordering::Relaxed);
     loop {
-        let commits = match kicks.recv_timeout(IDLE) {
-            Ok(()) => shared.commits.load(Ordering::Relaxed),
-            Err(RecvTimeoutError::Timeout) => {
-                let commits = shared.commits.load(Ordering::Relaxed);
-                if commits == done_at {
-                    continue;
-                }
-                commits
-            }
+        let kicked = match kicks.recv_timeout(IDLE) {
+            Ok(()) => true,
+            Err(RecvTimeoutError::Timeout) => false,
             Err(RecvTimeoutError::Disconnected) => break,
         };
+        let commits = shared.commits.load(Ordering::Relaxed);
+        if !kicked && commits == done_at {
+            continue;
+        }
         let started = std::time::Instant::now();
-        match checkpoint(&conn) {
-            Ok(()) => {
+        // Woken by the writer: commits go on, the writer copies the tail. Idle: one pass
+        // copies everything.
+        let outcome = if kicked {
+            catch_up(&conn)
+        } else {
+            pass(&conn).map(|_| false)
+        };
+        match outcome {
+            Ok(tail) => {
                 done_at = commits;
+                shared.tail_ready.store(tail, Ordering::Relaxed);
                 tracing::debug!("index checkpoint in {:?}", started.elapsed());
             }
             Err(e) => tracing::warn!("index checkpoint: {e}"),
