@@ -37,7 +37,7 @@ struct Shared {
     wal_pages: AtomicI32,
     /// Commits so far.
     commits: AtomicU64,
-    /// The checkpointer copied all but a short tail: the writer copies the rest.
+    /// The checkpointer copied all but a (short) tail: the writer copies the rest.
     tail_ready: AtomicBool,
 }
 
@@ -127,19 +127,16 @@ fn pass(conn: &Connection) -> rusqlite::Result<Option<i64>> {
     Ok((busy == 0).then_some(log))
 }
 
-/// Passes until what was committed during the last one is short.
-fn catch_up(conn: &Connection) -> rusqlite::Result<bool> {
+/// Passes until what was committed during the last one is short (or [`PASSES`] of them).
+fn catch_up(conn: &Connection) -> rusqlite::Result<()> {
     let mut copied = 0;
     for _ in 0..PASSES {
-        let Some(log) = pass(conn)? else {
-            return Ok(false);
-        };
-        if log - copied < TAIL {
-            return Ok(true);
+        match pass(conn)? {
+            Some(log) if log - copied >= TAIL => copied = log,
+            _ => break,
         }
-        copied = log;
     }
-    Ok(false)
+    Ok(())
 }
 
 fn run(path: PathBuf, shared: Arc<Shared>, kicks: Receiver<()>) {
@@ -169,12 +166,12 @@ fn run(path: PathBuf, shared: Arc<Shared>, kicks: Receiver<()>) {
         let outcome = if kicked {
             catch_up(&conn)
         } else {
-            pass(&conn).map(|_| false)
+            pass(&conn).map(|_| ())
         };
         match outcome {
-            Ok(tail) => {
+            Ok(()) => {
                 done_at = commits;
-                shared.tail_ready.store(tail, Ordering::Relaxed);
+                shared.tail_ready.store(kicked, Ordering::Relaxed);
                 tracing::debug!("index checkpoint in {:?}", started.elapsed());
             }
             Err(e) => tracing::warn!("index checkpoint: {e}"),

@@ -118,7 +118,7 @@ pub(crate) fn connect(path: &Path, read_only: bool) -> Result<rusqlite::Connecti
     conn.busy_timeout(Duration::from_secs(30))?;
     conn.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
-         PRAGMA cache_size = -16000; PRAGMA temp_store = MEMORY; PRAGMA journal_size_limit = 67108864;",
+         PRAGMA cache_size = -16000; PRAGMA temp_store = MEMORY; PRAGMA journal_size_limit = 4194304;",
     )?;
     conn.set_prepared_statement_cache_capacity(64);
     crate::find::matching::register(&conn)?;
