@@ -26,3 +26,4 @@ pub mod peers;
 pub mod preview;
 pub mod recovery;
 pub mod storage;
+pub mod transcode;

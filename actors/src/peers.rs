@@ -130,6 +130,8 @@ pub struct PeerStoreRequest {
     pub permissive: bool,
     /// Record each sent instance in `/exports` (`LogExportedResources`).
     pub log_exports: bool,
+    /// The transfer syntax to send the instances in (`Transcode`).
+    pub transcode: Option<String>,
 }
 
 /// Sends every instance of the resources to the peer, one request each.
@@ -162,6 +164,7 @@ pub async fn run_store(req: PeerStoreRequest, ctx: JobContext) -> Result<JobDone
         .await??;
     let total = instances.len() as u64;
     let (storage, peer, compress) = (ctx.storage.clone(), req.peer.clone(), req.compress);
+    let transcode = req.transcode.clone();
     let progress = ctx.clone();
     let (sent, failed, exports) = tokio::task::spawn_blocking(move || {
         let (mut sent, mut failed, mut exports) = (0u64, 0u64, Vec::new());
@@ -175,7 +178,13 @@ pub async fn run_store(req: PeerStoreRequest, ctx: JobContext) -> Result<JobDone
             let data = storage
                 .read(&att.uuid, compression)
                 .map_err(|e| JobError::Failed(e.to_string()))?;
-            match peer.post_instance(&data, compress) {
+            let sent_data = match &transcode {
+                Some(ts) => crate::transcode::transcode(&data, ts, None).map_err(|e| e.to_string()),
+                None => Ok(data),
+            };
+            match sent_data
+                .and_then(|d| peer.post_instance(&d, compress).map_err(|e| e.to_string()))
+            {
                 Ok((_, n)) => {
                     sent += n;
                     exports.push((public_id, identifiers));

@@ -7,12 +7,11 @@ use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse, Responder};
 use pacsnode_actors::jobs::archive::{plan, write_zip, ArchiveRequest};
 use pacsnode_actors::jobs::JobRequest;
-use pacsnode_actors::model::transfer_syntax::KNOWN_SYNTAXES;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use super::error::{ApiError, ApiResult, OrthancCode};
-use super::jobs::{check_resources, disposition, submit, submitted, JobOptions};
+use super::error::{ApiError, ApiResult};
+use super::jobs::{check_resources, disposition, submit, submitted, transcoding, JobOptions};
 use super::middleware::not_allowed;
 use super::resources::level_of;
 use super::respond::{arg, flag};
@@ -55,25 +54,8 @@ fn utf8_of(v: &Value) -> ApiResult<bool> {
     }
 }
 
-/// Transcoding is not available yet: `transcode` is refused (400 for what is not a transfer
-/// syntax, as Orthanc does).
-fn refuse_transcode(req: &HttpRequest, body: &Value) -> ApiResult<()> {
-    let asked = arg(req, "transcode").or_else(|| body.get("Transcode").map(|v| v.to_string()));
-    match asked {
-        None => Ok(()),
-        Some(ts) if KNOWN_SYNTAXES.contains(&ts.trim_matches('"')) => Err(ApiError::new(
-            OrthancCode::NotImplemented,
-            "Transcoding is not available yet",
-        )),
-        Some(ts) => Err(ApiError::bad_request(format!(
-            "Unknown transfer syntax: {ts}"
-        ))),
-    }
-}
-
 /// `(media, extended)` from the route and the request (`?extended`, `"Extended": true`).
 fn media_of(req: &HttpRequest, body: &Value) -> ApiResult<(bool, bool)> {
-    refuse_transcode(req, body)?;
     let path = req.path();
     let media = path.ends_with("/media") || path.contains("/tools/create-media");
     let extended = path.ends_with("-extended")
@@ -91,12 +73,15 @@ async fn checked_id(state: &AppState, req: &HttpRequest) -> ApiResult<String> {
 async fn get_archive(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<HttpResponse> {
     let id = checked_id(&state, &req).await?;
     let (media, extended) = media_of(&req, &Value::Null)?;
+    let (transcode, lossy_quality) = transcoding(&req, &Value::Null)?;
     let request = ArchiveRequest {
         resources: vec![id.clone()],
         utf8: true,
         media,
         extended,
         filename: arg(&req, "filename"),
+        transcode,
+        lossy_quality,
     };
     stream(&state, request, &id).await
 }
@@ -109,12 +94,15 @@ async fn post_archive(
     let id = checked_id(&state, &req).await?;
     let v = body_json(&body)?;
     let (media, extended) = media_of(&req, &v)?;
+    let (transcode, lossy_quality) = transcoding(&req, &v)?;
     let request = ArchiveRequest {
         resources: vec![id.clone()],
         utf8: utf8_of(&v)?,
         media,
         extended,
         filename: v["Filename"].as_str().map(str::to_string),
+        transcode,
+        lossy_quality,
     };
     submit_or_stream(&state, &req, request, &v, &id).await
 }
@@ -128,12 +116,15 @@ async fn get_create(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<H
         .map(str::to_string)
         .collect();
     let (media, extended) = media_of(&req, &Value::Null)?;
+    let (transcode, lossy_quality) = transcoding(&req, &Value::Null)?;
     let request = ArchiveRequest {
         resources,
         utf8: true,
         media,
         extended,
         filename: arg(&req, "filename"),
+        transcode,
+        lossy_quality,
     };
     stream(&state, request, "archive").await
 }
@@ -158,12 +149,15 @@ async fn post_create(
         .collect::<Option<Vec<_>>>()
         .ok_or_else(|| ApiError::bad_request("\"Resources\" must be a list of ids"))?;
     let (media, extended) = media_of(&req, &options)?;
+    let (transcode, lossy_quality) = transcoding(&req, &options)?;
     let request = ArchiveRequest {
         resources,
         utf8: utf8_of(&options)?,
         media,
         extended,
         filename: options["Filename"].as_str().map(str::to_string),
+        transcode,
+        lossy_quality,
     };
     submit_or_stream(&state, &req, request, &options, "archive").await
 }

@@ -176,3 +176,48 @@ pub fn disposition(filename: &str) -> String {
         .collect();
     format!("filename=\"{clean}\"")
 }
+
+/// A transfer syntax this server can write, or 400 as Orthanc answers.
+pub fn checked_syntax(ts: &str) -> ApiResult<String> {
+    let ts = ts.trim();
+    if pacsnode_actors::transcode::is_supported(ts) {
+        Ok(ts.to_string())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "Unknown transfer syntax: {ts}"
+        )))
+    }
+}
+
+/// The `"Transcode"` option of a job-creating body.
+pub fn transcode_of(body: &Value) -> ApiResult<Option<String>> {
+    match body.get("Transcode") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(ts)) => checked_syntax(ts).map(Some),
+        Some(_) => Err(ApiError::bad_request("\"Transcode\" must be a string")),
+    }
+}
+
+/// `(transfer syntax, lossy quality)` asked by `?transcode=` / `"Transcode"` and
+/// `?lossy-quality=` / `"LossyQuality"`.
+pub fn transcoding(req: &HttpRequest, body: &Value) -> ApiResult<(Option<String>, Option<u8>)> {
+    let ts = match super::respond::arg(req, "transcode") {
+        Some(ts) => Some(checked_syntax(&ts)?),
+        None => transcode_of(body)?,
+    };
+    let quality = match super::respond::arg(req, "lossy-quality")
+        .or_else(|| body.get("LossyQuality").map(|v| v.to_string()))
+    {
+        None => None,
+        Some(q) => match q.parse::<u8>() {
+            Ok(q) if (1..=100).contains(&q) => Some(q),
+            _ => {
+                return Err(ApiError::new(
+                    OrthancCode::ParameterOutOfRange,
+                    format!("The lossy quality must be between 1 and 100: {q}"),
+                ))
+            }
+        },
+    };
+    Ok((ts, quality))
+}

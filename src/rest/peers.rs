@@ -8,7 +8,7 @@ use pacsnode_actors::peers::{Peer, PeerError, PeerStoreRequest};
 use serde_json::Value;
 
 use super::error::{ApiError, ApiResult, OrthancCode};
-use super::jobs::{check_resources, submit, submitted, JobOptions};
+use super::jobs::{check_resources, submit, submitted, transcode_of, JobOptions};
 use super::middleware::not_allowed;
 use super::modalities::resources_of;
 use super::remotes::find;
@@ -60,17 +60,13 @@ async fn store(
     let resources = resources_of(&body)?;
     check_resources(&state, &resources).await?;
     let flag = |k: &str| body.get(k).and_then(Value::as_bool).unwrap_or(false);
-    if body.get("Transcode").is_some() {
-        return Err(ApiError::new(
-            OrthancCode::NotImplemented,
-            "Transcoding is not available yet",
-        ));
-    }
+    let transcode = transcode_of(&body)?;
     let request = PeerStoreRequest {
         name,
         peer,
         resources,
         compress: flag("Compress"),
+        transcode,
         permissive: flag("Permissive"),
         log_exports: state
             .settings

@@ -214,7 +214,12 @@ async fn content(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<Answ
 async fn file(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<HttpResponse> {
     let row = lookup(&state, &req).await?;
     let accept = accept_of(&req);
-    let bytes = read_file(&state, &row).await?;
+    let mut bytes = read_file(&state, &row).await?;
+    if let (Some(ts), quality) = super::jobs::transcoding(&req, &Value::Null)? {
+        bytes = web::block(move || pacsnode_actors::transcode::transcode(&bytes, &ts, quality))
+            .await?
+            .map_err(|e| ApiError::new(OrthancCode::NotImplemented, e.to_string()))?;
+    }
     let wants_json =
         accept.contains("application/dicom+json") || accept.contains("application/json");
     if wants_json || accept.contains("application/dicom+xml") {

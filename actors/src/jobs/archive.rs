@@ -32,6 +32,12 @@ pub struct ArchiveRequest {
     /// The name given to the downloaded file (`Content-Disposition`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub filename: Option<String>,
+    /// The transfer syntax of the files in the archive (`transcode`), and the quality of
+    /// lossy JPEG (`lossy-quality`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transcode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lossy_quality: Option<u8>,
 }
 
 /// One file of the archive.
@@ -47,6 +53,8 @@ pub struct Entry {
 pub struct Plan {
     pub entries: Vec<Entry>,
     pub dicomdir: Option<Vec<u8>>,
+    /// Transfer syntax and lossy quality the files are transcoded to.
+    pub transcode: Option<(String, Option<u8>)>,
 }
 
 /// The archive's content, from the index (one read transaction). Blocking.
@@ -100,7 +108,9 @@ pub fn plan(c: &Connection, req: &ArchiveRequest) -> Result<Plan, JobError> {
         )
     });
     if req.media {
-        return media_plan(c, &found, req.extended);
+        let mut plan = media_plan(c, &found, req.extended)?;
+        plan.transcode = req.transcode.clone().map(|ts| (ts, req.lossy_quality));
+        return Ok(plan);
     }
     let tag = |id: i64, t: (u16, u16)| rows[&id].main_tags.get(t).map(str::to_string);
     let mut names: HashMap<i64, String> = HashMap::new();
@@ -165,6 +175,7 @@ pub fn plan(c: &Connection, req: &ArchiveRequest) -> Result<Plan, JobError> {
     Ok(Plan {
         entries: out,
         dicomdir: None,
+        transcode: req.transcode.clone().map(|ts| (ts, req.lossy_quality)),
     })
 }
 
@@ -215,6 +226,7 @@ fn media_plan(
     Ok(Plan {
         entries,
         dicomdir: Some(dicomdir::write(&records, &uid)),
+        transcode: None,
     })
 }
 
@@ -293,9 +305,12 @@ pub fn write_zip<W: Write>(
             .last_modified_time(now)
     };
     for (i, e) in plan.entries.iter().enumerate() {
-        let data = storage
+        let mut data = storage
             .read(&e.uuid, e.compression)
             .map_err(|err| fail(&err))?;
+        if let Some((ts, quality)) = &plan.transcode {
+            data = crate::transcode::transcode(&data, ts, *quality).map_err(|err| fail(&err))?;
+        }
         let opts = stored().large_file(data.len() as u64 >= u32::MAX as u64);
         zip.start_file(e.path.as_str(), opts)
             .map_err(|err| fail(&err))?;
