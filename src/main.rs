@@ -323,8 +323,13 @@ async fn run(startup: Startup, logs: Arc<LogLevels>) -> Result<(Control, u16, u1
     .client_request_timeout(Duration::from_secs(10))
     .client_disconnect_timeout(Duration::from_secs(1))
     .shutdown_timeout(2)
-    .disable_signals()
-    .bind(("0.0.0.0", settings.http_port))
+    .disable_signals();
+    let address = ("0.0.0.0", settings.http_port);
+    let server = match ssl_config(&settings)? {
+        // `SslEnabled`: HTTPS on the same port, as Orthanc.
+        Some(tls) => server.bind_rustls_0_23(address, tls),
+        None => server.bind(address),
+    }
     .with_context(|| format!("cannot listen on HTTP port {}", settings.http_port))?;
     let port = server
         .addrs()
@@ -455,4 +460,25 @@ async fn seed_remotes(
             .await?;
     }
     Ok(())
+}
+
+/// The TLS configuration of `SslEnabled` (`SslCertificate`: certificate chain and private
+/// key in one PEM file).
+fn ssl_config(settings: &Settings) -> Result<Option<rustls::ServerConfig>> {
+    if !settings
+        .raw
+        .get("SslEnabled")
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false)
+    {
+        return Ok(None);
+    }
+    let path = settings
+        .raw
+        .get("SslCertificate")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("certificate.pem");
+    pacsnode_actors::tls::server_config(std::path::Path::new(path))
+        .map(Some)
+        .map_err(|e| anyhow::anyhow!("SslEnabled: {e}"))
 }

@@ -26,4 +26,5 @@ pub mod peers;
 pub mod preview;
 pub mod recovery;
 pub mod storage;
+pub mod tls;
 pub mod transcode;

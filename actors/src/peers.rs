@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -25,6 +27,28 @@ pub struct Peer {
     pub http_headers: BTreeMap<String, String>,
     /// Seconds (0: `HttpTimeout`).
     pub timeout: u64,
+    /// A client certificate for HTTPS (PEM files).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate_key_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate_key_password: Option<String>,
+    /// `HttpsVerifyPeers: false` and `HttpsCACertificates` (global options; kept with the
+    /// jobs that use the peer).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub skip_verify: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_certificates: Option<String>,
+}
+
+/// The global options of outgoing HTTP (`HttpTimeout`, `HttpsVerifyPeers`,
+/// `HttpsCACertificates`).
+#[derive(Debug, Clone)]
+pub struct HttpClientOptions {
+    pub timeout: u64,
+    pub verify_peers: bool,
+    pub ca_certificates: Option<String>,
 }
 
 /// Errors talking to a peer.
@@ -40,18 +64,52 @@ pub enum PeerError {
 
 impl Peer {
     /// Reads a peer's configuration (the JSON kept for `/peers`).
-    pub fn from_config(v: &Value, default_timeout: u64) -> Peer {
+    pub fn from_config(v: &Value, options: &HttpClientOptions) -> Peer {
         let mut p: Peer = serde_json::from_value(v.clone()).unwrap_or_default();
         if p.timeout == 0 {
-            p.timeout = default_timeout;
+            p.timeout = options.timeout;
         }
+        p.skip_verify = !options.verify_peers;
+        p.ca_certificates = options.ca_certificates.clone();
         p
     }
 
-    fn request(&self, method: &str, path: &str) -> ureq::Request {
-        let agent = ureq::AgentBuilder::new()
-            .timeout(Duration::from_secs(self.timeout.max(1)))
-            .build();
+    /// The TLS settings of an `https://` peer.
+    fn tls(&self) -> Result<Arc<rustls::ClientConfig>, PeerError> {
+        if self
+            .certificate_key_password
+            .as_deref()
+            .is_some_and(|p| !p.is_empty())
+        {
+            return Err(PeerError::Unreachable(
+                self.url.clone(),
+                "encrypted client keys (CertificateKeyPassword) are not supported".into(),
+            ));
+        }
+        let tls = crate::tls::ClientTls {
+            verify_peers: !self.skip_verify,
+            ca_certificates: self.ca_certificates.as_ref().map(PathBuf::from),
+            certificate: self.certificate_file.as_ref().map(|c| {
+                (
+                    c.into(),
+                    self.certificate_key_file
+                        .clone()
+                        .unwrap_or_else(|| c.clone())
+                        .into(),
+                )
+            }),
+        };
+        crate::tls::client_config(&tls)
+            .map(Arc::new)
+            .map_err(|e| PeerError::Unreachable(self.url.clone(), e))
+    }
+
+    fn request(&self, method: &str, path: &str) -> Result<ureq::Request, PeerError> {
+        let mut agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(self.timeout.max(1)));
+        if self.url.to_ascii_lowercase().starts_with("https://") {
+            agent = agent.tls_config(self.tls()?);
+        }
+        let agent = agent.build();
         let mut req = agent.request(
             method,
             &format!("{}{}", self.url, path.trim_start_matches('/')),
@@ -65,7 +123,7 @@ impl Peer {
         for (k, v) in &self.http_headers {
             req = req.set(k, v);
         }
-        req
+        Ok(req)
     }
 
     fn answer(&self, r: Result<ureq::Response, ureq::Error>) -> Result<Vec<u8>, PeerError> {
@@ -91,7 +149,7 @@ impl Peer {
 
     /// `GET {url}{path}` as JSON. Blocking.
     pub fn get_json(&self, path: &str) -> Result<Value, PeerError> {
-        let body = self.answer(self.request("GET", path).call())?;
+        let body = self.answer(self.request("GET", path)?.call())?;
         serde_json::from_slice(&body)
             .map_err(|e| PeerError::Status(self.url.clone(), 200, format!("not JSON: {e}")))
     }
@@ -100,7 +158,7 @@ impl Peer {
     /// the peer's JSON and the number of bytes sent. Blocking.
     pub fn post_instance(&self, dicom: &[u8], compress: bool) -> Result<(Value, u64), PeerError> {
         let mut req = self
-            .request("POST", "instances")
+            .request("POST", "instances")?
             .set("Content-Type", "application/dicom");
         let body = if compress {
             req = req.set("Content-Encoding", "gzip");

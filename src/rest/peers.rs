@@ -4,7 +4,7 @@
 use actix_web::{web, HttpRequest, HttpResponse, Responder};
 use pacsnode_actors::index::RemoteTable;
 use pacsnode_actors::jobs::JobRequest;
-use pacsnode_actors::peers::{Peer, PeerError, PeerStoreRequest};
+use pacsnode_actors::peers::{HttpClientOptions, Peer, PeerError, PeerStoreRequest};
 use serde_json::Value;
 
 use super::error::{ApiError, ApiResult, OrthancCode};
@@ -36,13 +36,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 async fn peer(state: &AppState, req: &HttpRequest) -> ApiResult<(String, Peer)> {
     let name = req.match_info().get("name").unwrap_or_default().to_string();
     let config = find(state, RemoteTable::Peers, &name).await?;
-    let timeout = state
-        .settings
-        .raw
-        .get("HttpTimeout")
-        .and_then(Value::as_u64)
-        .unwrap_or(60);
-    Ok((name, Peer::from_config(&config, timeout)))
+    let raw = &state.settings.raw;
+    let options = HttpClientOptions {
+        timeout: raw.get("HttpTimeout").and_then(Value::as_u64).unwrap_or(60),
+        verify_peers: raw
+            .get("HttpsVerifyPeers")
+            .and_then(Value::as_bool)
+            .unwrap_or(true),
+        ca_certificates: raw
+            .get("HttpsCACertificates")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
+    };
+    Ok((name, Peer::from_config(&config, &options)))
 }
 
 fn peer_error(e: PeerError) -> ApiError {
@@ -81,7 +88,7 @@ async fn store(
         &Value::Null
     })?;
     let asynchronous = options.asynchronous;
-    let id = submit(&state, JobRequest::OrthancPeerStore(request), options).await?;
+    let id = submit(&state, JobRequest::OrthancPeerStore(Box::new(request)), options).await?;
     if asynchronous {
         return Ok(submitted(&id).respond_to(&req));
     }

@@ -66,7 +66,7 @@ impl From<IndexError> for JobError {
 #[serde(tag = "Type")]
 pub enum JobRequest {
     Archive(archive::ArchiveRequest),
-    OrthancPeerStore(crate::peers::PeerStoreRequest),
+    OrthancPeerStore(Box<crate::peers::PeerStoreRequest>),
 }
 
 impl JobRequest {
@@ -221,6 +221,6 @@ pub fn now() -> String {
 pub(crate) async fn run(request: JobRequest, ctx: JobContext) -> Result<JobDone, JobError> {
     match request {
         JobRequest::Archive(a) => archive::run_job(a, ctx).await,
-        JobRequest::OrthancPeerStore(s) => crate::peers::run_store(s, ctx).await,
+        JobRequest::OrthancPeerStore(s) => crate::peers::run_store(*s, ctx).await,
     }
 }
