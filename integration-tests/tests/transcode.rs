@@ -114,3 +114,36 @@ fn peer_store_with_transcode() {
         other => panic!("unexpected answer: {other:?}"),
     }
 }
+
+#[test]
+fn media_transcoded_and_its_dicomdir_says_so() {
+    let a = Server::start(json!({}));
+    let f = Fixture::new("transcode-media", 1);
+    assert_eq!(a.post("/instances", &f.dicom()).0, 200);
+    let study = &f.ids()[1];
+    let ts = "1.2.840.10008.1.2.4.70";
+    let (status, zip) = get(&a, &format!("/studies/{study}/media?transcode={ts}"));
+    assert_eq!(status, 200);
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(zip)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["IMAGES/IM0", "DICOMDIR"] {
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut zip.by_name(name).unwrap(), &mut data).unwrap();
+        std::fs::write(dir.path().join(name.replace('/', "-")), data).unwrap();
+    }
+    assert_eq!(syntax_of(&dir.path().join("IMAGES-IM0")), ts);
+    let dump = Command::new("dcmdump")
+        .args(["-Un", "+P", "0004,1512"])
+        .arg(dir.path().join("DICOMDIR"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&dump.stdout);
+    assert!(
+        text.contains(ts),
+        "the DICOMDIR names another syntax: {text}"
+    );
+    assert_eq!(
+        get(&a, &format!("/studies/{study}/media?transcode=nope")).0,
+        400
+    );
+}

@@ -88,7 +88,12 @@ async fn store(
         &Value::Null
     })?;
     let asynchronous = options.asynchronous;
-    let id = submit(&state, JobRequest::OrthancPeerStore(Box::new(request)), options).await?;
+    let id = submit(
+        &state,
+        JobRequest::OrthancPeerStore(Box::new(request)),
+        options,
+    )
+    .await?;
     if asynchronous {
         return Ok(submitted(&id).respond_to(&req));
     }

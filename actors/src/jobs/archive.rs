@@ -108,7 +108,7 @@ pub fn plan(c: &Connection, req: &ArchiveRequest) -> Result<Plan, JobError> {
         )
     });
     if req.media {
-        let mut plan = media_plan(c, &found, req.extended)?;
+        let mut plan = media_plan(c, &found, req.extended, req.transcode.as_deref())?;
         plan.transcode = req.transcode.clone().map(|ts| (ts, req.lossy_quality));
         return Ok(plan);
     }
@@ -196,11 +196,13 @@ fn entry(c: &Connection, instance: i64, path: String) -> Result<Entry, JobError>
     })
 }
 
-/// A media: `IMAGES/IM0`, `IMAGES/IM1`... and their DICOMDIR, from the stored datasets.
+/// A media: `IMAGES/IM0`, `IMAGES/IM1`... and their DICOMDIR, from the stored datasets (the
+/// records name `transcode`, the syntax the files are written in, if given).
 fn media_plan(
     c: &Connection,
     found: &[([i64; 4], Level)],
     extended: bool,
+    transcode: Option<&str>,
 ) -> Result<Plan, JobError> {
     let now = chrono::Local::now();
     let (date, time) = (
@@ -214,12 +216,16 @@ fn media_plan(
         let file = crate::find::dataset::load(c, chain[3])
             .map_err(|e| JobError::Failed(e.to_string()))?
             .ok_or_else(|| JobError::Failed("an instance has no stored dataset".into()))?;
-        records.push(dicomdir::Instance::from_file(
+        let mut record = dicomdir::Instance::from_file(
             &file,
             vec!["IMAGES".into(), name.clone()],
             extended,
             (&date, &time),
-        ));
+        );
+        if let Some(ts) = transcode {
+            record.transfer_syntax = ts.to_string();
+        }
+        records.push(record);
         entries.push(entry(c, chain[3], format!("IMAGES/{name}"))?);
     }
     let uid = format!("2.25.{}", uuid::Uuid::new_v4().as_u128());
