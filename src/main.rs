@@ -10,6 +10,7 @@
 //! - [`rest`]: the actix-web front end, one module per family of routes.
 //! - The actors (ingestion, index, changes, Lua) live in the `pacsnode-actors` crate.
 
+mod dicom_find;
 mod logging;
 mod rest;
 mod settings;
@@ -207,6 +208,7 @@ async fn run(startup: Startup, logs: Arc<LogLevels>) -> Result<(Control, u16, u1
         dictionary,
         lua_scripts,
     } = startup;
+    let dictionary = Arc::new(dictionary);
     let (writer, reader) = index::open(&settings.index_directory, 8)
         .await
         .context("cannot open the index")?;
@@ -253,8 +255,18 @@ async fn run(startup: Startup, logs: Arc<LogLevels>) -> Result<(Control, u16, u1
         .context("cannot recover the instances of the last run")?;
     let dicom = if settings.dicom_server_enabled {
         let config = scp_config(&settings, &runtime);
-        let server = DicomServer::start(settings.dicom_port, config, ingest.clone())
-            .with_context(|| format!("cannot listen on DICOM port {}", settings.dicom_port))?;
+        let find = dicom_find::CFind {
+            reader: reader.clone(),
+            dictionary: dictionary.clone(),
+            settings: settings.clone(),
+        };
+        let server = DicomServer::start(
+            settings.dicom_port,
+            config,
+            ingest.clone(),
+            Some(Arc::new(find)),
+        )
+        .with_context(|| format!("cannot listen on DICOM port {}", settings.dicom_port))?;
         Some(server)
     } else {
         None
@@ -285,7 +297,7 @@ async fn run(startup: Startup, logs: Arc<LogLevels>) -> Result<(Control, u16, u1
         preview: pacsnode_actors::preview::PreviewActor::start(2),
         logs,
         runtime,
-        dictionary: Arc::new(dictionary),
+        dictionary,
         control: control_tx,
         chunks: Default::default(),
         jobs,
@@ -382,6 +394,8 @@ fn scp_config(settings: &Settings, runtime: &RuntimeState) -> ScpConfig {
             .unwrap_or_default(),
         accept_unknown_sop_classes: live.accept_unknown_sop_classes.load(Ordering::Relaxed),
         max_pdu_length: settings.maximum_pdu_length,
+        // Set when the server starts with a C-FIND handler.
+        find: false,
         timeout: Duration::from_secs(settings.dicom_scp_timeout),
         max_associations: settings.dicom_threads_count.max(1),
         live: Some(live),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use actix::Addr;
 
-use crate::dimse::{self, ScpConfig, StoreContext, StoreHandler};
+use crate::dimse::{self, FindHandler, Handlers, ScpConfig, StoreContext, StoreHandler};
 use crate::index::{IndexError, StoreStatus};
 use crate::ingest::{IngestActor, IngestError, Origin, StoreInstance};
 
@@ -65,13 +65,19 @@ impl DicomServer {
     /// Binds `port` (0 = any free port) and serves on a dedicated thread.
     pub fn start(
         port: u16,
-        config: ScpConfig,
+        mut config: ScpConfig,
         ingest: Addr<IngestActor>,
+        find: Option<Arc<dyn FindHandler>>,
     ) -> std::io::Result<DicomServer> {
+        config.find = find.is_some();
         let listener = TcpListener::bind(("0.0.0.0", port))?;
         let port = listener.local_addr()?.port();
         let stop = Arc::new(AtomicBool::new(false));
-        let (flag, handler) = (stop.clone(), Arc::new(IngestHandler { ingest }));
+        let handler = Handlers {
+            store: Arc::new(IngestHandler { ingest }),
+            find,
+        };
+        let flag = stop.clone();
         let thread = std::thread::Builder::new()
             .name("dicom-scp".into())
             .spawn(move || dimse::serve(listener, Arc::new(config), handler, flag))?;

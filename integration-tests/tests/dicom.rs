@@ -139,3 +139,129 @@ fn accepted_transfer_syntaxes_apply_to_new_associations() {
     assert!(ok.success());
     assert_eq!(server.get("/statistics")["CountInstances"], 1);
 }
+
+/// The keys of every answer of a `findscu` run (`--extract` writes them as files: dumped
+/// back with dcmdump, one map per answer).
+fn findscu(port: u16, root: &str, keys: &[&str]) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = dcmtk("findscu").expect("DCMTK");
+    cmd.current_dir(dir.path())
+        .args([root, "-aec", "ORTHANC", "--extract", "127.0.0.1"])
+        .arg(port.to_string());
+    for k in keys {
+        cmd.args(["-k", k]);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut files: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|f| {
+            let dump = Command::new("dcmdump").arg(f).output().unwrap();
+            String::from_utf8_lossy(&dump.stdout).into_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn dcmtk_findscu_at_every_level() {
+    if dcmtk("findscu").is_none() {
+        eprintln!("DCMTK is not installed: skipped (CI installs it)");
+        return;
+    }
+    let server = Server::start(json!({}));
+    let port = server.dicom_port;
+    let (a, b) = (Fixture::new("cfind-a", 1), Fixture::new("cfind-b", 1));
+    for f in [&a, &b, &Fixture::new("cfind-b", 2)] {
+        assert_eq!(server.post("/instances", &f.dicom()).0, 200);
+    }
+    // Study root, study level: a PatientName wildcard, case-insensitive as CaseSensitivePN
+    // is false; the computed count is answered.
+    let answers = findscu(
+        port,
+        "-S",
+        &[
+            "QueryRetrieveLevel=STUDY",
+            "PatientName=doe^CFIND-B*",
+            "StudyInstanceUID",
+            "NumberOfStudyRelatedInstances",
+        ],
+    );
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert!(answers[0].contains(&b.study_uid), "{}", answers[0]);
+    let count = answers[0]
+        .lines()
+        .find(|l| l.contains("NumberOfStudyRelatedInstances"))
+        .unwrap_or_default();
+    assert!(count.contains("[2]") || count.contains("[2 ]"), "{count}");
+    // Every study when no key constrains.
+    assert_eq!(
+        findscu(
+            port,
+            "-S",
+            &["QueryRetrieveLevel=STUDY", "StudyInstanceUID"]
+        )
+        .len(),
+        2
+    );
+    // Patient root, patient level, by PatientID.
+    let answers = findscu(
+        port,
+        "-P",
+        &[
+            "QueryRetrieveLevel=PATIENT",
+            &format!("PatientID={}", a.patient_id),
+            "PatientName",
+        ],
+    );
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert!(answers[0].contains(&a.patient_name), "{}", answers[0]);
+    // Instance level under a series, and a list of UIDs.
+    let answers = findscu(
+        port,
+        "-S",
+        &[
+            "QueryRetrieveLevel=IMAGE",
+            &format!("SeriesInstanceUID={}", b.series_uid),
+            "SOPInstanceUID",
+        ],
+    );
+    assert_eq!(answers.len(), 2, "{answers:?}");
+    let list = format!("StudyInstanceUID={}\\{}", a.study_uid, b.study_uid);
+    assert_eq!(
+        findscu(port, "-S", &["QueryRetrieveLevel=STUDY", &list]).len(),
+        2
+    );
+    // No match; then an unknown level: a failure status, and the server goes on.
+    assert!(findscu(
+        port,
+        "-S",
+        &["QueryRetrieveLevel=STUDY", "PatientName=NOBODY"]
+    )
+    .is_empty());
+    let mut bad = dcmtk("findscu").unwrap();
+    let out = bad
+        .args([
+            "-v",
+            "-S",
+            "-aec",
+            "ORTHANC",
+            "127.0.0.1",
+            &port.to_string(),
+        ])
+        .args(["-k", "QueryRetrieveLevel=NOPE"])
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("DataSetDoesNotMatchSOPClass"), "{text}");
+    assert_eq!(server.status("GET", "/system"), 200);
+}

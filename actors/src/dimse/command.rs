@@ -30,11 +30,18 @@ pub const NO_DATA_SET: u16 = 0x0101;
 
 pub const C_STORE_RQ: u16 = 0x0001;
 pub const C_STORE_RSP: u16 = 0x8001;
+pub const C_FIND_RQ: u16 = 0x0020;
+pub const C_FIND_RSP: u16 = 0x8020;
+pub const C_CANCEL_RQ: u16 = 0x0FFF;
 pub const C_ECHO_RQ: u16 = 0x0030;
 pub const C_ECHO_RSP: u16 = 0x8030;
 
 /// Status: success.
 pub const STATUS_SUCCESS: u16 = 0x0000;
+/// A C-FIND answer follows.
+pub const STATUS_PENDING: u16 = 0xFF00;
+/// A data set is present (any value but 0x0101).
+pub const DATA_SET_PRESENT: u16 = 0x0000;
 /// Status: refused, SOP class not supported.
 pub const STATUS_SOP_CLASS_NOT_SUPPORTED: u16 = 0x0122;
 /// Status: unrecognized operation.

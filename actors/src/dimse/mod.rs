@@ -10,5 +10,5 @@ pub mod scp;
 pub mod scu;
 
 pub use error::DimseError;
-pub use scp::{serve, LiveSettings, ScpConfig, StoreContext, StoreHandler};
+pub use scp::{serve, FindHandler, Handlers, LiveSettings, ScpConfig, StoreContext, StoreHandler};
 pub use scu::{echo, store, store_detailed, RemoteAe};

@@ -31,6 +31,26 @@ pub trait StoreHandler: Send + Sync + 'static {
     fn store(&self, file: Vec<u8>, ctx: &StoreContext) -> Result<(), u16>;
 }
 
+/// Implemented by the server: answers a C-FIND (Patient Root or Study Root).
+pub trait FindHandler: Send + Sync + 'static {
+    /// The answers to an identifier (data sets in `transfer_syntax`, as received), or the
+    /// DIMSE status of a failure.
+    fn find(
+        &self,
+        sop_class: &str,
+        identifier: &[u8],
+        transfer_syntax: &str,
+        ctx: &StoreContext,
+    ) -> Result<Vec<Vec<u8>>, u16>;
+}
+
+/// What the SCP hands its requests to.
+#[derive(Clone)]
+pub struct Handlers {
+    pub store: Arc<dyn StoreHandler>,
+    pub find: Option<Arc<dyn FindHandler>>,
+}
+
 /// Configuration of the SCP (names of the matching Orthanc options in comments).
 #[derive(Debug, Clone)]
 pub struct ScpConfig {
@@ -44,6 +64,8 @@ pub struct ScpConfig {
     pub accept_unknown_sop_classes: bool,
     /// "MaximumPduLength"
     pub max_pdu_length: u32,
+    /// C-FIND is offered (a [`FindHandler`] is given).
+    pub find: bool,
     /// "DicomScpTimeout": read/write timeout on the socket (zero = none)
     pub timeout: Duration,
     /// "DicomThreadsCount": at most this many associations run at once. An
@@ -76,6 +98,7 @@ impl Default for ScpConfig {
                 .collect(),
             accept_unknown_sop_classes: false,
             max_pdu_length: 16384,
+            find: false,
             timeout: Duration::from_secs(30),
             max_associations: 4,
             live: None,
@@ -126,7 +149,7 @@ fn acquire(slots: &Slots, max: usize, wait: Duration, stop: &AtomicBool) -> Opti
 pub fn serve(
     listener: TcpListener,
     config: Arc<ScpConfig>,
-    handler: Arc<dyn StoreHandler>,
+    handler: Handlers,
     stop: Arc<AtomicBool>,
 ) {
     if let Err(e) = listener.set_nonblocking(true) {
@@ -162,7 +185,7 @@ pub fn serve(
             .name(format!("dicom-scp-{peer}"))
             .spawn(move || {
                 let _guard = guard;
-                run_association(stream, peer, &config, &*handler);
+                run_association(stream, peer, &config, &handler);
             });
         if let Err(e) = spawned {
             warn!("DICOM SCP: cannot spawn association thread: {e}");
@@ -192,12 +215,7 @@ fn refuse_busy(stream: TcpStream, peer: SocketAddr) {
 
 /// Handles one association from A-ASSOCIATE-RQ to release/abort. Never panics
 /// by itself; errors end this association only.
-fn run_association(
-    stream: TcpStream,
-    peer: SocketAddr,
-    config: &ScpConfig,
-    handler: &dyn StoreHandler,
-) {
+fn run_association(stream: TcpStream, peer: SocketAddr, config: &ScpConfig, handler: &Handlers) {
     let timeout = opt_timeout(config.timeout);
     if stream.set_read_timeout(timeout).is_err() || stream.set_write_timeout(timeout).is_err() {
         return;
@@ -288,7 +306,7 @@ fn handle_message(
     msg: Message,
     contexts: &[AcceptedContext],
     ctx: &StoreContext,
-    handler: &dyn StoreHandler,
+    handler: &Handlers,
 ) -> Result<(), DimseError> {
     let pc = contexts.iter().find(|c| c.id == msg.pc_id).ok_or_else(|| {
         DimseError::Protocol(format!("unaccepted presentation context {}", msg.pc_id))
@@ -307,7 +325,7 @@ fn handle_message(
                 Some(data) if !sop_class.is_empty() && !sop_instance.is_empty() => {
                     let file = build_part10(&sop_class, &sop_instance, &pc.transfer_syntax, &data);
                     drop(data);
-                    match handler.store(file, ctx) {
+                    match handler.store.store(file, ctx) {
                         Ok(()) => STATUS_SUCCESS,
                         Err(status) => status,
                     }
@@ -316,6 +334,30 @@ fn handle_message(
             };
             (C_STORE_RSP, status)
         }
+        C_FIND_RQ => {
+            let answers = match (&handler.find, msg.data) {
+                (Some(find), Some(data)) => find.find(&sop_class, &data, &pc.transfer_syntax, ctx),
+                _ => Err(STATUS_CANNOT_UNDERSTAND),
+            };
+            let status = match answers {
+                Ok(answers) => {
+                    for answer in answers {
+                        let pending = Command::new()
+                            .with_us(COMMAND_FIELD, C_FIND_RSP)
+                            .with_us(MESSAGE_ID_RESPONDED, message_id)
+                            .with_us(DATA_SET_TYPE, DATA_SET_PRESENT)
+                            .with_us(STATUS, STATUS_PENDING)
+                            .with_uid(AFFECTED_SOP_CLASS_UID, &sop_class);
+                        conn.send_message(msg.pc_id, &pending, Some(&answer))?;
+                    }
+                    STATUS_SUCCESS
+                }
+                Err(status) => status,
+            };
+            (C_FIND_RSP, status)
+        }
+        // Nothing runs in the background to cancel: the answers are already sent.
+        C_CANCEL_RQ => return Ok(()),
         f if f & 0x8000 != 0 => {
             return Err(DimseError::Protocol(format!(
                 "unexpected response 0x{f:04X}"

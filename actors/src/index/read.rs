@@ -112,27 +112,20 @@ impl IndexReader {
             .await
             .map_err(|_| IndexError::Unavailable)?;
         let pool = self.pool.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = pool
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .pop()
-                .ok_or(IndexError::Unavailable)?;
-            // One read transaction for all the queries of a request: a consistent snapshot,
-            // and one shared lock instead of one per statement (fcntl showed in the profile).
-            let r = match conn.execute_batch("BEGIN") {
-                Ok(()) => {
-                    let r = f(&conn);
-                    let _ = conn.execute_batch("COMMIT");
-                    r
-                }
-                Err(_) => f(&conn),
-            };
-            pool.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
-            r
-        })
-        .await
-        .map_err(|_| IndexError::Unavailable)?
+        tokio::task::spawn_blocking(move || run_pooled(&pool, f))
+            .await
+            .map_err(|_| IndexError::Unavailable)?
+    }
+
+    /// The same as [`IndexReader::with`], on the calling thread: a blocking thread (a DICOM
+    /// association), never an async one.
+    pub fn with_blocking<R, F>(&self, f: F) -> Result<R>
+    where
+        F: FnOnce(&Connection) -> Result<R>,
+    {
+        let _permit = futures_executor::block_on(self.permits.acquire())
+            .map_err(|_| IndexError::Unavailable)?;
+        run_pooled(&self.pool, f)
     }
 
     /// A resource by its public id, if it is of `level`.
@@ -292,6 +285,29 @@ pub fn resource_by_public_id(c: &Connection, public_id: &str) -> Result<Option<R
     Ok(c.prepare_cached(&sql)?
         .query_row([public_id], resource_from)
         .optional()?)
+}
+
+/// Runs `f` on a connection of the pool, in one read transaction: a consistent snapshot, and
+/// one shared lock instead of one per statement (fcntl showed in the profile).
+fn run_pooled<R>(
+    pool: &Mutex<Vec<Connection>>,
+    f: impl FnOnce(&Connection) -> Result<R>,
+) -> Result<R> {
+    let conn = pool
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .pop()
+        .ok_or(IndexError::Unavailable)?;
+    let r = match conn.execute_batch("BEGIN") {
+        Ok(()) => {
+            let r = f(&conn);
+            let _ = conn.execute_batch("COMMIT");
+            r
+        }
+        Err(_) => f(&conn),
+    };
+    pool.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
+    r
 }
 
 /// A resource by internal id.

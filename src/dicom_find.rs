@@ -1,0 +1,203 @@
+//! The C-FIND SCP (Patient Root and Study Root): the identifier becomes a query of the find
+//! engine (the one `/tools/find` uses: same matching rules — wildcards, ranges, lists,
+//! `CaseSensitivePN`), and each match is answered with the keys asked, read from the index
+//! as `RequestedTags` are (main tags, computed tags, the stored dataset). Runs on the
+//! association's thread.
+
+use std::sync::Arc;
+
+use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
+use dicom_encoding::TransferSyntaxIndex;
+use dicom_object::InMemDicomObject;
+use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
+use pacsnode_actors::dimse::{FindHandler, StoreContext};
+use pacsnode_actors::find::{self, FindQuery};
+use pacsnode_actors::index::{read, IndexError, IndexReader};
+use pacsnode_actors::model::dicom::PrivateDictionary;
+use pacsnode_actors::model::main_tags::{self, TagNum};
+use pacsnode_actors::model::Level;
+use serde_json::Value;
+
+use crate::rest::requested::requested_tags_sync;
+use crate::rest::resource_json::TagFormat;
+use crate::settings::Settings;
+
+/// DIMSE statuses of a C-FIND failure (PS3.4 C.4.1.1.4).
+const UNABLE_TO_PROCESS: u16 = 0xC000;
+const IDENTIFIER_DOES_NOT_MATCH: u16 = 0xA900;
+const SPECIFIC_CHARACTER_SET: Tag = Tag(0x0008, 0x0005);
+const QUERY_RETRIEVE_LEVEL: Tag = Tag(0x0008, 0x0052);
+const RETRIEVE_AE_TITLE: Tag = Tag(0x0008, 0x0054);
+
+/// Answers C-FIND requests from the index.
+pub struct CFind {
+    pub reader: IndexReader,
+    pub dictionary: Arc<PrivateDictionary>,
+    pub settings: Arc<Settings>,
+}
+
+/// A key of the identifier: its tag and VR.
+struct Key {
+    tag: Tag,
+    vr: VR,
+}
+
+fn level_of(value: &str) -> Option<Level> {
+    match value.trim().to_ascii_uppercase().as_str() {
+        "PATIENT" => Some(Level::Patient),
+        "STUDY" => Some(Level::Study),
+        "SERIES" => Some(Level::Series),
+        "IMAGE" => Some(Level::Instance),
+        _ => None,
+    }
+}
+
+/// Values of these VRs are text: they can be matched and answered.
+fn is_text(vr: VR) -> bool {
+    matches!(
+        vr,
+        VR::AE
+            | VR::AS
+            | VR::CS
+            | VR::DA
+            | VR::DS
+            | VR::DT
+            | VR::IS
+            | VR::LO
+            | VR::LT
+            | VR::PN
+            | VR::SH
+            | VR::ST
+            | VR::TM
+            | VR::UC
+            | VR::UI
+            | VR::UR
+            | VR::UT
+    )
+}
+
+impl CFind {
+    fn case_sensitive(&self, vr: VR) -> bool {
+        vr != VR::PN
+            || self
+                .settings
+                .raw
+                .get("CaseSensitivePN")
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+    }
+
+    fn answer(
+        &self,
+        level_text: &str,
+        keys: &[Key],
+        found: &serde_json::Map<String, Value>,
+    ) -> InMemDicomObject {
+        let mut out = InMemDicomObject::new_empty();
+        out.put(DataElement::new(
+            SPECIFIC_CHARACTER_SET,
+            VR::CS,
+            "ISO_IR 192",
+        ));
+        out.put(DataElement::new(QUERY_RETRIEVE_LEVEL, VR::CS, level_text));
+        out.put(DataElement::new(
+            RETRIEVE_AE_TITLE,
+            VR::AE,
+            self.settings.dicom_aet.as_str(),
+        ));
+        for key in keys {
+            let value = match found.get(&main_tags::tag_key((key.tag.0, key.tag.1))) {
+                Some(Value::String(s)) if is_text(key.vr) => PrimitiveValue::from(s.as_str()),
+                _ => PrimitiveValue::Empty,
+            };
+            out.put(DataElement::new(key.tag, key.vr, value));
+        }
+        out
+    }
+}
+
+impl FindHandler for CFind {
+    fn find(
+        &self,
+        _sop_class: &str,
+        identifier: &[u8],
+        transfer_syntax: &str,
+        ctx: &StoreContext,
+    ) -> Result<Vec<Vec<u8>>, u16> {
+        let ts = TransferSyntaxRegistry
+            .get(transfer_syntax)
+            .ok_or(UNABLE_TO_PROCESS)?;
+        let query = InMemDicomObject::read_dataset_with_ts(identifier, ts).map_err(|e| {
+            tracing::warn!(
+                "C-FIND from {}: unreadable identifier: {e}",
+                ctx.calling_aet
+            );
+            UNABLE_TO_PROCESS
+        })?;
+        let level_text = query
+            .element(QUERY_RETRIEVE_LEVEL)
+            .ok()
+            .and_then(|e| e.to_str().ok())
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default();
+        let level = level_of(&level_text).ok_or(IDENTIFIER_DOES_NOT_MATCH)?;
+        let mut keys = Vec::new();
+        let mut q = FindQuery::new(level);
+        for elem in query.iter() {
+            let tag = elem.header().tag;
+            if tag == SPECIFIC_CHARACTER_SET || tag == QUERY_RETRIEVE_LEVEL || tag.0 == 0x0002 {
+                continue;
+            }
+            let vr = elem.vr();
+            let value = if is_text(vr) {
+                elem.to_str()
+                    .map(|v| v.trim_end_matches(['\0', ' ']).trim_start().to_string())
+                    .unwrap_or_default()
+            } else {
+                String::new()
+            };
+            if !value.is_empty() && value != "*" {
+                let num: TagNum = (tag.0, tag.1);
+                q.constraints.push(find::constraint(
+                    level,
+                    num,
+                    &value,
+                    self.case_sensitive(vr),
+                ));
+            }
+            keys.push(Key { tag, vr });
+        }
+        q.limit = self.settings.limit_find_results(level);
+        let requested: Vec<TagNum> = keys.iter().map(|k| (k.tag.0, k.tag.1)).collect();
+        let dict = self.dictionary.clone();
+        let found = self
+            .reader
+            .with_blocking(|c| {
+                let rows =
+                    find::execute(c, &q).map_err(|e| IndexError::BadRequest(e.to_string()))?;
+                let mut out = Vec::with_capacity(rows.len());
+                for (id, _) in rows {
+                    let row = read::resource_by_id(c, id)?;
+                    match requested_tags_sync(c, &row, &requested, TagFormat::Short, &dict)? {
+                        Value::Object(map) => out.push(map),
+                        _ => out.push(Default::default()),
+                    }
+                }
+                Ok(out)
+            })
+            .map_err(|e| {
+                tracing::warn!("C-FIND from {}: {e}", ctx.calling_aet);
+                UNABLE_TO_PROCESS
+            })?;
+        found
+            .iter()
+            .map(|map| {
+                let mut bytes = Vec::new();
+                self.answer(&level_text, &keys, map)
+                    .write_dataset_with_ts(&mut bytes, ts)
+                    .map_err(|_| UNABLE_TO_PROCESS)?;
+                Ok(bytes)
+            })
+            .collect()
+    }
+}
