@@ -47,7 +47,7 @@ fn level_of(value: &str) -> Option<Level> {
         "PATIENT" => Some(Level::Patient),
         "STUDY" => Some(Level::Study),
         "SERIES" => Some(Level::Series),
-        "IMAGE" => Some(Level::Instance),
+        "IMAGE" | "IMAGES" | "INSTANCE" | "INSTANCES" => Some(Level::Instance),
         _ => None,
     }
 }
@@ -74,6 +74,23 @@ fn is_text(vr: VR) -> bool {
             | VR::UR
             | VR::UT
     )
+}
+
+/// A value of a binary numeric VR from its text (`512`, `1\\2`).
+fn number(vr: VR, text: &str) -> Option<PrimitiveValue> {
+    let parts: Vec<&str> = text.split('\\').map(str::trim).collect();
+    fn all<T: std::str::FromStr>(parts: &[&str]) -> Option<Vec<T>> {
+        parts.iter().map(|p| p.parse().ok()).collect()
+    }
+    Some(match vr {
+        VR::US => PrimitiveValue::U16(all(&parts)?.into()),
+        VR::UL => PrimitiveValue::U32(all(&parts)?.into()),
+        VR::SS => PrimitiveValue::I16(all(&parts)?.into()),
+        VR::SL => PrimitiveValue::I32(all(&parts)?.into()),
+        VR::FL => PrimitiveValue::F32(all(&parts)?.into()),
+        VR::FD => PrimitiveValue::F64(all(&parts)?.into()),
+        _ => return None,
+    })
 }
 
 impl CFind {
@@ -108,6 +125,7 @@ impl CFind {
         for key in keys {
             let value = match found.get(&main_tags::tag_key((key.tag.0, key.tag.1))) {
                 Some(Value::String(s)) if is_text(key.vr) => PrimitiveValue::from(s.as_str()),
+                Some(Value::String(s)) => number(key.vr, s).unwrap_or(PrimitiveValue::Empty),
                 _ => PrimitiveValue::Empty,
             };
             out.put(DataElement::new(key.tag, key.vr, value));
@@ -156,7 +174,8 @@ impl FindHandler for CFind {
             } else {
                 String::new()
             };
-            if !value.is_empty() && value != "*" {
+            // As `/tools/find` (and Orthanc): `*` matches the resources where the tag is set.
+            if !value.is_empty() {
                 let num: TagNum = (tag.0, tag.1);
                 q.constraints.push(find::constraint(
                     level,

@@ -240,6 +240,20 @@ fn dcmtk_findscu_at_every_level() {
         findscu(port, "-S", &["QueryRetrieveLevel=STUDY", &list]).len(),
         2
     );
+    // Binary values (Rows, US) are answered; `*` matches only where the tag is set (as
+    // `/tools/find`: the fixtures have no PatientSex).
+    let answers = findscu(
+        port,
+        "-S",
+        &[
+            "QueryRetrieveLevel=IMAGES",
+            &format!("SOPInstanceUID={}", a.sop_uid),
+            "Rows",
+        ],
+    );
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert!(answers[0].contains("(0028,0010) US 4 "), "{}", answers[0]);
+    assert!(findscu(port, "-S", &["QueryRetrieveLevel=STUDY", "PatientSex=*"]).is_empty());
     // No match; then an unknown level: a failure status, and the server goes on.
     assert!(findscu(
         port,

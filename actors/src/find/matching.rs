@@ -71,7 +71,8 @@ enum Alternative {
 impl Pattern {
     pub fn compile(pattern: &str, flags: i64) -> Pattern {
         let pattern = pattern.trim();
-        let universal = pattern.is_empty() || pattern == "*";
+        // `*` matches every value, but not a missing tag (as Orthanc, its issue 90).
+        let universal = pattern.is_empty();
         let ci = flags & CASE_INSENSITIVE != 0;
         let alternatives = pattern
             .split('\\')
