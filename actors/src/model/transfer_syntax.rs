@@ -1,7 +1,8 @@
 //! Transfer syntaxes: the ones DICOM defines, and Orthanc's `*` / `?` patterns of
 //! `AcceptedTransferSyntaxes` expanded against them.
 
-/// The transfer syntaxes DICOM knows, to expand wildcards of AcceptedTransferSyntaxes.
+/// The transfer syntaxes DICOM knows (the 45 Orthanc mainline lists, retired JPEG processes
+/// included), to expand wildcards of AcceptedTransferSyntaxes.
 pub const KNOWN_SYNTAXES: &[&str] = &[
     "1.2.840.10008.1.2",
     "1.2.840.10008.1.2.1",
@@ -9,7 +10,21 @@ pub const KNOWN_SYNTAXES: &[&str] = &[
     "1.2.840.10008.1.2.2",
     "1.2.840.10008.1.2.4.50",
     "1.2.840.10008.1.2.4.51",
+    "1.2.840.10008.1.2.4.52",
+    "1.2.840.10008.1.2.4.53",
+    "1.2.840.10008.1.2.4.54",
+    "1.2.840.10008.1.2.4.55",
+    "1.2.840.10008.1.2.4.56",
     "1.2.840.10008.1.2.4.57",
+    "1.2.840.10008.1.2.4.58",
+    "1.2.840.10008.1.2.4.59",
+    "1.2.840.10008.1.2.4.60",
+    "1.2.840.10008.1.2.4.61",
+    "1.2.840.10008.1.2.4.62",
+    "1.2.840.10008.1.2.4.63",
+    "1.2.840.10008.1.2.4.64",
+    "1.2.840.10008.1.2.4.65",
+    "1.2.840.10008.1.2.4.66",
     "1.2.840.10008.1.2.4.70",
     "1.2.840.10008.1.2.4.80",
     "1.2.840.10008.1.2.4.81",
@@ -32,6 +47,8 @@ pub const KNOWN_SYNTAXES: &[&str] = &[
     "1.2.840.10008.1.2.4.202",
     "1.2.840.10008.1.2.4.203",
     "1.2.840.10008.1.2.5",
+    "1.2.840.10008.1.2.6.1",
+    "1.2.840.10008.1.2.6.2",
 ];
 
 /// Matches `*` and `?` wildcards.
