@@ -42,7 +42,7 @@ struct Key {
     vr: VR,
 }
 
-fn level_of(value: &str) -> Option<Level> {
+pub(crate) fn level_of(value: &str) -> Option<Level> {
     match value.trim().to_ascii_uppercase().as_str() {
         "PATIENT" => Some(Level::Patient),
         "STUDY" => Some(Level::Study),

@@ -11,6 +11,7 @@
 //! - The actors (ingestion, index, changes, Lua) live in the `pacsnode-actors` crate.
 
 mod dicom_find;
+mod dicom_move;
 mod logging;
 mod rest;
 mod settings;
@@ -253,25 +254,6 @@ async fn run(startup: Startup, logs: Arc<LogLevels>) -> Result<(Control, u16, u1
     pacsnode_actors::recovery::recover(&storage, &reader, &writer, &ingest)
         .await
         .context("cannot recover the instances of the last run")?;
-    let dicom = if settings.dicom_server_enabled {
-        let config = scp_config(&settings, &runtime);
-        let find = dicom_find::CFind {
-            reader: reader.clone(),
-            dictionary: dictionary.clone(),
-            settings: settings.clone(),
-        };
-        let server = DicomServer::start(
-            settings.dicom_port,
-            config,
-            ingest.clone(),
-            Some(Arc::new(find)),
-        )
-        .with_context(|| format!("cannot listen on DICOM port {}", settings.dicom_port))?;
-        Some(server)
-    } else {
-        None
-    };
-    let changes = ChangesActor::new(writer.clone(), Duration::from_millis(500)).start();
     let jobs = pacsnode_actors::jobs::start(
         JobsConfig {
             concurrent: settings.concurrent_jobs.max(1),
@@ -286,6 +268,30 @@ async fn run(startup: Startup, logs: Arc<LogLevels>) -> Result<(Control, u16, u1
     )
     .await
     .context("cannot start the job queue")?;
+    let dicom = if settings.dicom_server_enabled {
+        let config = scp_config(&settings, &runtime);
+        let find = dicom_find::CFind {
+            reader: reader.clone(),
+            dictionary: dictionary.clone(),
+            settings: settings.clone(),
+        };
+        let server = DicomServer::start(
+            settings.dicom_port,
+            config,
+            ingest.clone(),
+            Some(Arc::new(find)),
+            Some(Arc::new(dicom_move::CMove {
+                reader: reader.clone(),
+                jobs: jobs.clone(),
+                settings: settings.clone(),
+            })),
+        )
+        .with_context(|| format!("cannot listen on DICOM port {}", settings.dicom_port))?;
+        Some(server)
+    } else {
+        None
+    };
+    let changes = ChangesActor::new(writer.clone(), Duration::from_millis(500)).start();
     let (control_tx, mut control_rx) = tokio::sync::mpsc::channel(4);
     let state = web::Data::new(AppState {
         settings: settings.clone(),
@@ -394,8 +400,9 @@ fn scp_config(settings: &Settings, runtime: &RuntimeState) -> ScpConfig {
             .unwrap_or_default(),
         accept_unknown_sop_classes: live.accept_unknown_sop_classes.load(Ordering::Relaxed),
         max_pdu_length: settings.maximum_pdu_length,
-        // Set when the server starts with a C-FIND handler.
+        // Set when the server starts with C-FIND and C-MOVE handlers.
         find: false,
+        moves: false,
         timeout: Duration::from_secs(settings.dicom_scp_timeout),
         max_associations: settings.dicom_threads_count.max(1),
         live: Some(live),

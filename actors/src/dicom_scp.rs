@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use actix::Addr;
 
-use crate::dimse::{self, FindHandler, Handlers, ScpConfig, StoreContext, StoreHandler};
+use crate::dimse::{
+    self, FindHandler, Handlers, MoveHandler, ScpConfig, StoreContext, StoreHandler,
+};
 use crate::index::{IndexError, StoreStatus};
 use crate::ingest::{IngestActor, IngestError, Origin, StoreInstance};
 
@@ -68,14 +70,17 @@ impl DicomServer {
         mut config: ScpConfig,
         ingest: Addr<IngestActor>,
         find: Option<Arc<dyn FindHandler>>,
+        moves: Option<Arc<dyn MoveHandler>>,
     ) -> std::io::Result<DicomServer> {
         config.find = find.is_some();
+        config.moves = moves.is_some();
         let listener = TcpListener::bind(("0.0.0.0", port))?;
         let port = listener.local_addr()?.port();
         let stop = Arc::new(AtomicBool::new(false));
         let handler = Handlers {
             store: Arc::new(IngestHandler { ingest }),
             find,
+            moves,
         };
         let flag = stop.clone();
         let thread = std::thread::Builder::new()

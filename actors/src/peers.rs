@@ -11,11 +11,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::index::write;
 use crate::index::write::Export;
-use crate::index::{read, write};
 use crate::jobs::{JobContext, JobDone, JobError};
 use crate::model::Level;
-use crate::storage::StoredCompression;
 
 /// A peer as configured (`OrthancPeers`, or `/peers/{id}` in the database).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -194,48 +193,16 @@ pub struct PeerStoreRequest {
 
 /// Sends every instance of the resources to the peer, one request each.
 pub async fn run_store(req: PeerStoreRequest, ctx: JobContext) -> Result<JobDone, JobError> {
-    let resources = req.resources.clone();
-    let instances = ctx
-        .reader
-        .with(move |c| {
-            let mut out = Vec::new();
-            for id in &resources {
-                let Some(row) = read::resource_by_public_id(c, id)? else {
-                    return Ok(Err(JobError::UnknownResource(id.clone())));
-                };
-                let rows = if row.level == Level::Instance {
-                    vec![row]
-                } else {
-                    read::descendants(c, row.id, Level::Instance)?
-                };
-                for r in rows {
-                    let att = read::attachments(c, r.id)?
-                        .into_iter()
-                        .find(|a| a.file_type == 1);
-                    if let Some(a) = att {
-                        out.push((r.public_id.clone(), read::identifiers(c, r.id)?, a));
-                    }
-                }
-            }
-            Ok(Ok(out))
-        })
-        .await??;
+    let instances = crate::jobs::modality_store::instances_of(&ctx, &req.resources).await?;
     let total = instances.len() as u64;
-    let (storage, peer, compress) = (ctx.storage.clone(), req.peer.clone(), req.compress);
+    let (peer, compress) = (req.peer.clone(), req.compress);
     let transcode = req.transcode.clone();
     let progress = ctx.clone();
     let (sent, failed, exports) = tokio::task::spawn_blocking(move || {
         let (mut sent, mut failed, mut exports) = (0u64, 0u64, Vec::new());
         for (k, (public_id, identifiers, att)) in instances.into_iter().enumerate() {
             progress.check_cancel()?;
-            let compression = if att.compression == 2 {
-                StoredCompression::ZlibWithSize
-            } else {
-                StoredCompression::None
-            };
-            let data = storage
-                .read(&att.uuid, compression)
-                .map_err(|e| JobError::Failed(e.to_string()))?;
+            let data = crate::jobs::modality_store::read_dicom(&progress, &att)?;
             let sent_data = match &transcode {
                 Some(ts) => crate::transcode::transcode(&data, ts, None).map_err(|e| e.to_string()),
                 None => Ok(data),

@@ -3,7 +3,9 @@
 
 use std::process::Command;
 
-use integration_tests::{Fixture, Server};
+use std::time::Duration;
+
+use integration_tests::{wait_until, Fixture, Server};
 use serde_json::json;
 
 #[test]
@@ -280,4 +282,76 @@ fn dcmtk_findscu_at_every_level() {
         String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("DataSetDoesNotMatchSOPClass"), "{text}");
     assert_eq!(server.status("GET", "/system"), 200);
+}
+
+#[test]
+fn dcmtk_movescu_to_a_declared_modality() {
+    let Some(mut movescu) = dcmtk("movescu") else {
+        eprintln!("DCMTK is not installed: skipped (CI installs it)");
+        return;
+    };
+    let b = Server::start(json!({ "DicomAet": "NODEB" }));
+    let a = Server::start(json!({
+        "DicomModalities": { "b": ["NODEB", "127.0.0.1", b.dicom_port] },
+    }));
+    let (f1, f2) = (Fixture::new("cmove", 1), Fixture::new("cmove", 2));
+    for f in [&f1, &f2] {
+        assert_eq!(a.post("/instances", &f.dicom()).0, 200);
+    }
+    let port = a.dicom_port.to_string();
+    let out = movescu
+        .args([
+            "-v", "-S", "-aec", "ORTHANC", "-aet", "MOVER", "-aem", "NODEB",
+        ])
+        .args(["-k", "QueryRetrieveLevel=STUDY"])
+        .args(["-k", &format!("StudyInstanceUID={}", f1.study_uid)])
+        .args(["127.0.0.1", &port])
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("Received Final Move Response (Success)"),
+        "{text}"
+    );
+    // Both instances arrived at B, sent by A's AET, and A ran a DicomModalityStore job.
+    assert_eq!(b.get("/statistics")["CountInstances"], 2);
+    let meta = b.get(&format!("/instances/{}/metadata?expand", f1.ids()[3]));
+    assert_eq!(meta["RemoteAET"], "ORTHANC");
+    let jobs = a.get("/jobs?expand");
+    let job = &jobs.as_array().unwrap()[0];
+    assert_eq!(job["Type"], "DicomModalityStore", "{jobs}");
+    assert_eq!(job["State"], "Success", "{jobs}");
+    assert_eq!(job["Content"]["InstancesCount"], 2, "{jobs}");
+    // An AE title no modality has: refused (A801), nothing sent.
+    let out = dcmtk("movescu")
+        .unwrap()
+        .args(["-v", "-S", "-aec", "ORTHANC", "-aem", "NOWHERE"])
+        .args(["-k", "QueryRetrieveLevel=STUDY"])
+        .args(["-k", &format!("StudyInstanceUID={}", f1.study_uid)])
+        .args(["127.0.0.1", &port])
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("MoveDestinationUnknown") || text.contains("a801"),
+        "{text}"
+    );
+    assert_eq!(a.get("/jobs").as_array().unwrap().len(), 1);
+    // The REST store as an asynchronous job of the same type.
+    let body = json!({ "Resources": [f2.ids()[3]], "Asynchronous": true });
+    let (status, job) = a.send(
+        "POST",
+        "/modalities/b/store",
+        body.to_string().as_bytes(),
+        &[],
+    );
+    assert_eq!(status, 200, "{job}");
+    let path = format!("/jobs/{}", job["ID"].as_str().unwrap());
+    assert!(wait_until(Duration::from_secs(10), || a.get(&path)
+        ["State"]
+        == "Success"));
+    assert_eq!(a.get(&path)["Type"], "DicomModalityStore");
 }

@@ -6,15 +6,15 @@ use std::time::Duration;
 
 use actix_web::web;
 use pacsnode_actors::dimse::{self, RemoteAe};
-use pacsnode_actors::index::write::{log_exports, Export};
-use pacsnode_actors::index::{read, IndexError, RemoteTable};
-use pacsnode_actors::model::Level;
+use pacsnode_actors::index::RemoteTable;
+use pacsnode_actors::jobs::modality_store::ModalityStoreRequest;
+use pacsnode_actors::jobs::JobRequest;
 use serde_json::{json, Value};
 
 use super::error::{ApiError, ApiResult, OrthancCode};
+use super::jobs::{check_resources, submit, submitted, JobOptions};
 use super::middleware::not_allowed;
 use super::respond::Answer;
-use super::tags::read_file;
 use super::tools::parse_json;
 use super::AppState;
 
@@ -149,103 +149,54 @@ async fn store(
 ) -> ApiResult<Answer> {
     let text = String::from_utf8_lossy(&body).trim().to_string();
     let body = parse_json(&body).unwrap_or(Value::String(text));
-    if body.get("Asynchronous").and_then(Value::as_bool) == Some(true)
-        || body.get("Synchronous").and_then(Value::as_bool) == Some(false)
-    {
-        return Err(ApiError::new(
-            OrthancCode::NotImplemented,
-            "Jobs are not available yet: send synchronously",
-        ));
-    }
     let config = modality(&state, &name).await?;
     let (remote, local) = remote_of(&state, &config, &body)?;
-    let parents = resources_of(&body)?;
-    let ids = parents.clone();
-    let instances = state
-        .reader
-        .with(move |c| {
-            let mut out = Vec::new();
-            for id in &ids {
-                let row = read::resource_by_public_id(c, id)?.ok_or(IndexError::UnknownResource)?;
-                let rows = if row.level == Level::Instance {
-                    vec![row]
-                } else {
-                    read::descendants(c, row.id, Level::Instance)?
-                };
-                for r in rows {
-                    out.push((read::identifiers(c, r.id)?, r));
-                }
-            }
-            Ok(out)
-        })
-        .await?;
-    let mut files = Vec::with_capacity(instances.len());
-    for (_, row) in &instances {
-        files.push(read_file(&state, row).await?);
-    }
-    let permissive = body
-        .get("Permissive")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    let originator = (
-        body.get("MoveOriginatorAet")
+    let resources = resources_of(&body)?;
+    check_resources(&state, &resources).await?;
+    let request = ModalityStoreRequest {
+        name: name.to_string(),
+        remote_aet: remote.aet,
+        host: remote.host,
+        port: remote.port,
+        timeout: remote.timeout.as_secs(),
+        local_aet: local,
+        resources,
+        move_originator: body
+            .get("MoveOriginatorAet")
             .and_then(Value::as_str)
-            .map(str::to_string),
-        body.get("MoveOriginatorID")
-            .and_then(Value::as_u64)
-            .unwrap_or(0) as u16,
-    );
-    let (remote_aet, local_aet, target) = (remote.aet.clone(), local.clone(), remote);
-    let statuses = web::block(move || {
-        let originator = originator.0.as_deref().map(|a| (a, originator.1));
-        dimse::store(&local, &target, &files, originator)
-    })
-    .await?
-    .map_err(network_error)?;
-    let failed = statuses
-        .iter()
-        .filter(|s| **s != 0 && (**s & 0xf000) != 0xb000)
-        .count();
-    if failed > 0 && !permissive {
-        return Err(network_error(format!(
-            "{failed} instance(s) could not be sent to {}",
-            name.as_str()
-        )));
+            .map(|aet| {
+                let id = body.get("MoveOriginatorID").and_then(Value::as_u64);
+                (aet.to_string(), id.unwrap_or(0) as u16)
+            }),
+        permissive: body
+            .get("Permissive")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        log_exports: state
+            .settings
+            .raw
+            .get("LogExportedResources")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        description: "REST API".into(),
+    };
+    let options = JobOptions::from_body(if body.is_object() {
+        &body
+    } else {
+        &Value::Null
+    })?;
+    let asynchronous = options.asynchronous;
+    let job = JobRequest::DicomModalityStore(Box::new(request));
+    let id = submit(&state, job, options).await?;
+    if asynchronous {
+        return Ok(submitted(&id));
     }
-    if state
-        .settings
-        .raw
-        .get("LogExportedResources")
-        .and_then(Value::as_bool)
-        .unwrap_or(false)
-    {
-        let now = chrono::Utc::now().format("%Y%m%dT%H%M%S").to_string();
-        let modality = name.to_string();
-        let exports: Vec<Export> = instances
-            .iter()
-            .zip(&statuses)
-            .filter(|(_, s)| **s == 0)
-            .map(|((identifiers, row), _)| Export {
-                level: Level::Instance,
-                public_id: row.public_id.clone(),
-                modality: modality.clone(),
-                date: now.clone(),
-                identifiers: identifiers.clone(),
-            })
-            .collect();
-        state
-            .writer
-            .write(move |c| log_exports(c, &exports))
-            .await?;
+    let info = state.jobs.wait(&id).await?;
+    if info["State"] != "Success" {
+        let details = info["ErrorDetails"].as_str().unwrap_or("the job failed");
+        return Err(network_error(details.to_string()));
     }
-    Ok(Answer::Json(json!({
-        "Description": "REST API",
-        "FailedInstancesCount": failed,
-        "InstancesCount": instances.len(),
-        "LocalAet": local_aet,
-        "ParentResources": parents,
-        "RemoteAet": remote_aet,
-    })))
+    Ok(Answer::Json(info["Content"].clone()))
 }
 
 async fn store_straight(

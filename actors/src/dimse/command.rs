@@ -33,6 +33,18 @@ pub const C_STORE_RSP: u16 = 0x8001;
 pub const C_FIND_RQ: u16 = 0x0020;
 pub const C_FIND_RSP: u16 = 0x8020;
 pub const C_CANCEL_RQ: u16 = 0x0FFF;
+pub const C_MOVE_RQ: u16 = 0x0021;
+pub const C_MOVE_RSP: u16 = 0x8021;
+/// Move Destination (an AE title) and the sub-operation counts of a C-MOVE response.
+pub const MOVE_DESTINATION: u16 = 0x0600;
+pub const REMAINING_SUBOPERATIONS: u16 = 0x1020;
+pub const COMPLETED_SUBOPERATIONS: u16 = 0x1021;
+pub const FAILED_SUBOPERATIONS: u16 = 0x1022;
+pub const WARNING_SUBOPERATIONS: u16 = 0x1023;
+/// C-MOVE failures and warning (PS3.4 C.4.2.1.5).
+pub const STATUS_MOVE_DESTINATION_UNKNOWN: u16 = 0xA801;
+pub const STATUS_SUBOPERATIONS_FAILED: u16 = 0xA702;
+pub const STATUS_SUBOPERATIONS_WARNING: u16 = 0xB000;
 pub const C_ECHO_RQ: u16 = 0x0030;
 pub const C_ECHO_RSP: u16 = 0x8030;
 

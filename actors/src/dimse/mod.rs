@@ -10,5 +10,8 @@ pub mod scp;
 pub mod scu;
 
 pub use error::DimseError;
-pub use scp::{serve, FindHandler, Handlers, LiveSettings, ScpConfig, StoreContext, StoreHandler};
+pub use scp::{
+    serve, FindHandler, Handlers, LiveSettings, MoveHandler, MoveOutcome, ScpConfig, StoreContext,
+    StoreHandler,
+};
 pub use scu::{echo, store, store_detailed, RemoteAe};

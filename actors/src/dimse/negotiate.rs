@@ -16,6 +16,9 @@ pub const VERIFICATION: &str = "1.2.840.10008.1.1";
 /// Patient Root and Study Root Query/Retrieve Information Model - FIND.
 pub const PATIENT_ROOT_FIND: &str = "1.2.840.10008.5.1.4.1.2.1.1";
 pub const STUDY_ROOT_FIND: &str = "1.2.840.10008.5.1.4.1.2.2.1";
+/// Patient Root and Study Root Query/Retrieve Information Model - MOVE.
+pub const PATIENT_ROOT_MOVE: &str = "1.2.840.10008.5.1.4.1.2.1.2";
+pub const STUDY_ROOT_MOVE: &str = "1.2.840.10008.5.1.4.1.2.2.2";
 /// DICOM application context name.
 pub const APPLICATION_CONTEXT: &str = "1.2.840.10008.3.1.1.1";
 /// Implicit VR Little Endian.
@@ -113,7 +116,8 @@ pub fn negotiate(rq: &AssociationRQ, config: &ScpConfig) -> Decision {
     let mut contexts = Vec::new();
     for pc in &rq.presentation_contexts {
         let abstract_syntax = trim_uid(&pc.abstract_syntax);
-        let query = config.find && matches!(abstract_syntax, PATIENT_ROOT_FIND | STUDY_ROOT_FIND);
+        let query = (config.find && matches!(abstract_syntax, PATIENT_ROOT_FIND | STUDY_ROOT_FIND))
+            || (config.moves && matches!(abstract_syntax, PATIENT_ROOT_MOVE | STUDY_ROOT_MOVE));
         // Queries and echoes go in uncompressed little endian whatever is accepted for storage.
         let verification = abstract_syntax == VERIFICATION || query;
         let known = verification

@@ -44,11 +44,33 @@ pub trait FindHandler: Send + Sync + 'static {
     ) -> Result<Vec<Vec<u8>>, u16>;
 }
 
+/// How the sub-operations of a C-MOVE ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MoveOutcome {
+    pub completed: u16,
+    pub failed: u16,
+    pub warning: u16,
+}
+
+/// Implemented by the server: answers a C-MOVE (Patient Root or Study Root) by storing the
+/// matching instances to `destination` (an AE title).
+pub trait MoveHandler: Send + Sync + 'static {
+    fn retrieve(
+        &self,
+        identifier: &[u8],
+        transfer_syntax: &str,
+        destination: &str,
+        message_id: u16,
+        ctx: &StoreContext,
+    ) -> Result<MoveOutcome, u16>;
+}
+
 /// What the SCP hands its requests to.
 #[derive(Clone)]
 pub struct Handlers {
     pub store: Arc<dyn StoreHandler>,
     pub find: Option<Arc<dyn FindHandler>>,
+    pub moves: Option<Arc<dyn MoveHandler>>,
 }
 
 /// Configuration of the SCP (names of the matching Orthanc options in comments).
@@ -66,6 +88,8 @@ pub struct ScpConfig {
     pub max_pdu_length: u32,
     /// C-FIND is offered (a [`FindHandler`] is given).
     pub find: bool,
+    /// C-MOVE is offered (a [`MoveHandler`] is given).
+    pub moves: bool,
     /// "DicomScpTimeout": read/write timeout on the socket (zero = none)
     pub timeout: Duration,
     /// "DicomThreadsCount": at most this many associations run at once. An
@@ -99,6 +123,7 @@ impl Default for ScpConfig {
             accept_unknown_sop_classes: false,
             max_pdu_length: 16384,
             find: false,
+            moves: false,
             timeout: Duration::from_secs(30),
             max_associations: 4,
             live: None,
@@ -355,6 +380,36 @@ fn handle_message(
                 Err(status) => status,
             };
             (C_FIND_RSP, status)
+        }
+        C_MOVE_RQ => {
+            let destination = cmd.string(MOVE_DESTINATION).unwrap_or_default();
+            let outcome = match (&handler.moves, msg.data) {
+                (Some(moves), Some(data)) => moves.retrieve(
+                    &data,
+                    &pc.transfer_syntax,
+                    destination.trim(),
+                    message_id,
+                    ctx,
+                ),
+                _ => Err(STATUS_CANNOT_UNDERSTAND),
+            };
+            let (status, counts) = match outcome {
+                Ok(o) if o.failed == 0 && o.warning == 0 => (STATUS_SUCCESS, o),
+                Ok(o) if o.completed == 0 && o.warning == 0 => (STATUS_SUBOPERATIONS_FAILED, o),
+                Ok(o) => (STATUS_SUBOPERATIONS_WARNING, o),
+                Err(status) => (status, MoveOutcome::default()),
+            };
+            let rsp = Command::new()
+                .with_us(COMMAND_FIELD, C_MOVE_RSP)
+                .with_us(MESSAGE_ID_RESPONDED, message_id)
+                .with_us(DATA_SET_TYPE, NO_DATA_SET)
+                .with_us(STATUS, status)
+                .with_uid(AFFECTED_SOP_CLASS_UID, &sop_class)
+                .with_us(REMAINING_SUBOPERATIONS, 0)
+                .with_us(COMPLETED_SUBOPERATIONS, counts.completed)
+                .with_us(FAILED_SUBOPERATIONS, counts.failed)
+                .with_us(WARNING_SUBOPERATIONS, counts.warning);
+            return conn.send_message(msg.pc_id, &rsp, None);
         }
         // Nothing runs in the background to cancel: the answers are already sent.
         C_CANCEL_RQ => return Ok(()),

@@ -1,7 +1,7 @@
 //! Reads of the logs and lists kept beside the resources: `/changes`, `/exports`, and the
 //! modalities and peers.
 
-use rusqlite::{params, OptionalExtension, Row};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde_json::{Map, Value};
 
 use super::read::collect;
@@ -102,20 +102,22 @@ impl IndexReader {
     }
     /// The modalities or peers kept in the database.
     pub async fn remotes(&self, table: RemoteTable) -> Result<Vec<(String, Value)>> {
-        self.with(move |c| {
-            let sql = format!("SELECT name, config FROM {} ORDER BY name", table.name());
-            let mut stmt = c.prepare_cached(&sql)?;
-            let rows = stmt.query_map([], |r| {
-                let cfg: String = r.get(1)?;
-                Ok((
-                    r.get::<_, String>(0)?,
-                    serde_json::from_str(&cfg).unwrap_or(Value::Null),
-                ))
-            })?;
-            collect(rows)
-        })
-        .await
+        self.with(move |c| remotes(c, table)).await
     }
+}
+
+/// The modalities or peers kept in the database, by name.
+pub fn remotes(c: &Connection, table: RemoteTable) -> Result<Vec<(String, Value)>> {
+    let sql = format!("SELECT name, config FROM {} ORDER BY name", table.name());
+    let mut stmt = c.prepare_cached(&sql)?;
+    let rows = stmt.query_map([], |r| {
+        let cfg: String = r.get(1)?;
+        Ok((
+            r.get::<_, String>(0)?,
+            serde_json::from_str(&cfg).unwrap_or(Value::Null),
+        ))
+    })?;
+    collect(rows)
 }
 
 fn change_from(r: &Row) -> rusqlite::Result<ChangeRow> {

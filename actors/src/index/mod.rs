@@ -23,7 +23,7 @@ pub mod write;
 
 pub use actor::{IndexActor, IndexWriter};
 pub use jobs::JobRow;
-pub use log::ChangeRow;
+pub use log::{remotes, ChangeRow};
 pub use read::{AttachmentRow, IndexReader, ResourceRow, Statistics};
 pub use store::{store_instance, NewInstance, StorageLimits, StoreOutcome, StoreStatus};
 pub use write::{DeleteOutcome, RemoteTable};

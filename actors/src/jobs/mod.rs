@@ -7,6 +7,7 @@
 
 pub mod archive;
 pub mod dicomdir;
+pub mod modality_store;
 mod queue;
 
 pub use queue::start;
@@ -67,6 +68,7 @@ impl From<IndexError> for JobError {
 pub enum JobRequest {
     Archive(archive::ArchiveRequest),
     OrthancPeerStore(Box<crate::peers::PeerStoreRequest>),
+    DicomModalityStore(Box<modality_store::ModalityStoreRequest>),
 }
 
 impl JobRequest {
@@ -75,6 +77,7 @@ impl JobRequest {
         match self {
             JobRequest::Archive(_) => "Archive",
             JobRequest::OrthancPeerStore(_) => "OrthancPeerStore",
+            JobRequest::DicomModalityStore(_) => "DicomModalityStore",
         }
     }
 }
@@ -222,5 +225,6 @@ pub(crate) async fn run(request: JobRequest, ctx: JobContext) -> Result<JobDone,
     match request {
         JobRequest::Archive(a) => archive::run_job(a, ctx).await,
         JobRequest::OrthancPeerStore(s) => crate::peers::run_store(*s, ctx).await,
+        JobRequest::DicomModalityStore(s) => modality_store::run(*s, ctx).await,
     }
 }

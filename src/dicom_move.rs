@@ -1,0 +1,155 @@
+//! The C-MOVE SCP (Patient Root and Study Root): the unique keys of the identifier (or the
+//! AccessionNumber, as Orthanc allows) select the resources with the find engine, the move
+//! destination is looked up among the declared modalities by AE title, and a
+//! `DicomModalityStore` job sends the instances in one association; the C-MOVE answers when
+//! that job is done (`SynchronousCMove`). Runs on the association's thread.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dicom_core::Tag;
+use dicom_encoding::TransferSyntaxIndex;
+use dicom_object::InMemDicomObject;
+use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
+use pacsnode_actors::dimse::{MoveHandler, MoveOutcome, StoreContext};
+use pacsnode_actors::find::{self, FindQuery};
+use pacsnode_actors::index::{self, IndexError, IndexReader, RemoteTable};
+use pacsnode_actors::jobs::modality_store::ModalityStoreRequest;
+use pacsnode_actors::jobs::{JobRequest, Jobs};
+use serde_json::Value;
+
+use crate::dicom_find::level_of;
+use crate::settings::Settings;
+
+const UNABLE_TO_PROCESS: u16 = 0xC000;
+const IDENTIFIER_DOES_NOT_MATCH: u16 = 0xA900;
+const MOVE_DESTINATION_UNKNOWN: u16 = 0xA801;
+const SUBOPERATIONS_FAILED: u16 = 0xA702;
+/// The keys that select what is moved.
+const KEYS: [(u16, u16); 5] = [
+    (0x0010, 0x0020),
+    (0x0020, 0x000d),
+    (0x0020, 0x000e),
+    (0x0008, 0x0018),
+    (0x0008, 0x0050),
+];
+
+/// Answers C-MOVE requests with jobs.
+pub struct CMove {
+    pub reader: IndexReader,
+    pub jobs: Jobs,
+    pub settings: Arc<Settings>,
+}
+
+impl CMove {
+    /// The declared modality with this AE title: its name and configuration.
+    fn destination(&self, aet: &str) -> Result<(String, Value), u16> {
+        let all = self
+            .reader
+            .with_blocking(|c| index::remotes(c, RemoteTable::Modalities))
+            .map_err(|_| UNABLE_TO_PROCESS)?;
+        all.into_iter()
+            .find(|(_, v)| v["AET"].as_str() == Some(aet))
+            .ok_or(MOVE_DESTINATION_UNKNOWN)
+    }
+
+    /// Waits for a job to end; answers its JSON.
+    fn wait(&self, id: &str) -> Result<Value, u16> {
+        loop {
+            let info =
+                futures_executor::block_on(self.jobs.info(id)).map_err(|_| SUBOPERATIONS_FAILED)?;
+            if matches!(info["State"].as_str(), Some("Success" | "Failure")) {
+                return Ok(info);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl MoveHandler for CMove {
+    fn retrieve(
+        &self,
+        identifier: &[u8],
+        transfer_syntax: &str,
+        destination: &str,
+        message_id: u16,
+        ctx: &StoreContext,
+    ) -> Result<MoveOutcome, u16> {
+        let ts = TransferSyntaxRegistry
+            .get(transfer_syntax)
+            .ok_or(UNABLE_TO_PROCESS)?;
+        let query = InMemDicomObject::read_dataset_with_ts(identifier, ts)
+            .map_err(|_| UNABLE_TO_PROCESS)?;
+        let level = query
+            .element(Tag(0x0008, 0x0052))
+            .ok()
+            .and_then(|e| e.to_str().ok())
+            .and_then(|l| level_of(&l))
+            .ok_or(IDENTIFIER_DOES_NOT_MATCH)?;
+        let mut q = FindQuery::new(level);
+        for tag in KEYS {
+            let value = query
+                .element(Tag(tag.0, tag.1))
+                .ok()
+                .and_then(|e| e.to_str().ok())
+                .map(|v| v.trim_end_matches(['\0', ' ']).trim().to_string())
+                .unwrap_or_default();
+            if !value.is_empty() {
+                q.constraints
+                    .push(find::constraint(level, tag, &value, true));
+            }
+        }
+        if q.constraints.is_empty() {
+            return Err(IDENTIFIER_DOES_NOT_MATCH);
+        }
+        let (name, config) = self.destination(destination)?;
+        let resources: Vec<String> = self
+            .reader
+            .with_blocking(|c| {
+                find::execute(c, &q).map_err(|e| IndexError::BadRequest(e.to_string()))
+            })
+            .map_err(|_| UNABLE_TO_PROCESS)?
+            .into_iter()
+            .map(|(_, public_id)| public_id)
+            .collect();
+        let raw = &self.settings.raw;
+        let request = ModalityStoreRequest {
+            name,
+            remote_aet: destination.to_string(),
+            host: config["Host"].as_str().unwrap_or_default().to_string(),
+            port: config["Port"].as_u64().unwrap_or(104) as u16,
+            timeout: self.settings.dicom_scu_timeout,
+            local_aet: self.settings.dicom_aet.clone(),
+            resources,
+            move_originator: Some((ctx.calling_aet.clone(), message_id)),
+            permissive: true,
+            log_exports: raw
+                .get("LogExportedResources")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            description: "C-MOVE".into(),
+        };
+        let job = JobRequest::DicomModalityStore(Box::new(request));
+        let id = futures_executor::block_on(self.jobs.submit(job, 0, None))
+            .map_err(|_| SUBOPERATIONS_FAILED)?;
+        if raw.get("SynchronousCMove").and_then(Value::as_bool) == Some(false) {
+            return Ok(MoveOutcome::default());
+        }
+        let info = self.wait(&id)?;
+        let content = &info["Content"];
+        let total = content["InstancesCount"].as_u64().unwrap_or(0) as u16;
+        let failed = content["FailedInstancesCount"].as_u64().unwrap_or(0) as u16;
+        if info["State"] == "Failure" {
+            tracing::warn!(
+                "C-MOVE from {} to {destination}: job {id} failed",
+                ctx.calling_aet
+            );
+            return Err(SUBOPERATIONS_FAILED);
+        }
+        Ok(MoveOutcome {
+            completed: total.saturating_sub(failed),
+            failed,
+            warning: 0,
+        })
+    }
+}
