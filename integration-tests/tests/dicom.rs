@@ -47,6 +47,35 @@ fn store_to_another_server_and_log_the_export() {
     let exports = a.get("/exports");
     assert_eq!(exports["Exports"][0]["ID"], *id);
     assert_eq!(exports["Exports"][0]["RemoteModality"], "b");
+    // store-straight answers the identity of what it sent; `?last` is the last export only.
+    let g = Fixture::new("dicom-store", 2);
+    let (status, answer) = a.send("POST", "/modalities/b/store-straight", &g.dicom(), &[]);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["SOPInstanceUID"], g.sop_uid);
+    assert!(answer["SOPClassUID"].is_string(), "{answer}");
+    assert_eq!(b.get("/statistics")["CountInstances"], 2);
+    let (status, _) = a.send("POST", "/modalities/b/store-straight", b"nope", &[]);
+    assert_eq!(status, 400);
+    assert_eq!(a.post("/instances", &g.dicom()).0, 200);
+    let (status, _) = a.send(
+        "POST",
+        "/modalities/b/store",
+        json!([g.ids()[3]]).to_string().as_bytes(),
+        &[],
+    );
+    assert_eq!(status, 200);
+    let last = a.get("/exports?last");
+    assert_eq!(last["Exports"].as_array().map(Vec::len), Some(1), "{last}");
+    assert_eq!(last["Exports"][0]["ID"], g.ids()[3]);
+    // Orthanc's manufacturers only.
+    let bad = br#"["X", "127.0.0.1", 104, "InvalidManufacturerName"]"#;
+    assert_eq!(a.send("PUT", "/modalities/x", bad, &[]).0, 400);
+    let old = br#"["X", "127.0.0.1", 104, "SyngoVia"]"#;
+    assert_eq!(a.send("PUT", "/modalities/x", old, &[]).0, 200);
+    assert_eq!(
+        a.get("/modalities/x/configuration")["Manufacturer"],
+        "GenericNoWildcardInDates"
+    );
     // An unreachable modality fails with an Orthanc error, and the server goes on.
     a.send(
         "PUT",

@@ -105,9 +105,15 @@ async fn delete_changes(state: web::Data<AppState>) -> ApiResult<Answer> {
 async fn get_exports(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<Answer> {
     let limit = int_arg(&req, "limit")?.unwrap_or(100).clamp(0, 100_000);
     let since = int_arg(&req, "since")?.unwrap_or(0);
-    let mut rows = state.reader.exports(since, limit + 1).await?;
-    let done = rows.len() as i64 <= limit;
-    rows.truncate(limit as usize);
+    let (rows, done) = if flag(&req, "last")?.unwrap_or(false) {
+        let last = state.reader.last_export().await?;
+        (last.into_iter().collect::<Vec<_>>(), true)
+    } else {
+        let mut rows = state.reader.exports(since, limit + 1).await?;
+        let done = rows.len() as i64 <= limit;
+        rows.truncate(limit as usize);
+        (rows, done)
+    };
     let last = rows
         .last()
         .and_then(|r| r.get("Seq").and_then(Value::as_i64))

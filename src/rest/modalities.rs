@@ -207,6 +207,8 @@ async fn store_straight(
     let config = modality(&state, &name).await?;
     let (remote, local) = remote_of(&state, &config, &json!({}))?;
     let file = body.to_vec();
+    let info = dimse::part10::parse_part10(&file)
+        .map_err(|e| ApiError::new(OrthancCode::BadFileFormat, e))?;
     let statuses = web::block(move || dimse::store(&local, &remote, &[file], None))
         .await?
         .map_err(network_error)?;
@@ -216,5 +218,8 @@ async fn store_straight(
             "C-STORE failed with status 0x{status:04x}"
         )));
     }
-    Ok(Answer::Json(json!({})))
+    Ok(Answer::Json(json!({
+        "SOPClassUID": info.sop_class_uid,
+        "SOPInstanceUID": info.sop_instance_uid,
+    })))
 }

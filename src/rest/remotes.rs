@@ -5,7 +5,7 @@ use actix_web::{web, HttpRequest};
 use pacsnode_actors::index::RemoteTable;
 use serde_json::{json, Map, Value};
 
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, OrthancCode};
 use super::middleware::not_allowed;
 use super::respond::{flag, Answer};
 use super::tools::parse_json;
@@ -97,6 +97,28 @@ pub fn normalize_modality(v: &Value) -> ApiResult<Value> {
     for (k, d) in defaults {
         out.insert(k.into(), extra.remove(k).unwrap_or(d));
     }
+    // Orthanc's manufacturers; the obsolete ones stand for the generic behaviour they had.
+    let manufacturer = match out["Manufacturer"].as_str() {
+        Some(
+            m @ ("Generic"
+            | "GenericNoWildcardInDates"
+            | "GenericNoUniversalWildcard"
+            | "Vitrea"
+            | "GE"),
+        ) => m.to_string(),
+        Some("AgfaImpax" | "SyngoVia") => "GenericNoWildcardInDates".into(),
+        Some("EFilm2" | "MedInria" | "ClearCanvas" | "Dcm4Chee") => "Generic".into(),
+        other => {
+            return Err(ApiError::new(
+                OrthancCode::ParameterOutOfRange,
+                format!(
+                    "Unknown modality manufacturer: {}",
+                    other.map_or_else(|| out["Manufacturer"].to_string(), |m| format!("\"{m}\""))
+                ),
+            ))
+        }
+    };
+    out.insert("Manufacturer".into(), json!(manufacturer));
     for k in [
         "AllowEcho",
         "AllowEventReport",

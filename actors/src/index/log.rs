@@ -100,6 +100,19 @@ impl IndexReader {
         })
         .await
     }
+
+    /// The last export, if any (`/exports?last`).
+    pub async fn last_export(&self) -> Result<Option<Map<String, Value>>> {
+        self.with(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT seq, level, public_id, modality, date, patient_id, study_uid, series_uid, sop_uid FROM exports \
+                 ORDER BY seq DESC LIMIT 1",
+            )?;
+            Ok(stmt.query_row([], export_from).optional()?)
+        })
+        .await
+    }
+
     /// The modalities or peers kept in the database.
     pub async fn remotes(&self, table: RemoteTable) -> Result<Vec<(String, Value)>> {
         self.with(move |c| remotes(c, table)).await
