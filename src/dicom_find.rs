@@ -13,6 +13,7 @@ use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 use pacsnode_actors::dimse::{FindHandler, StoreContext};
 use pacsnode_actors::find::{self, FindQuery};
 use pacsnode_actors::index::{read, IndexError, IndexReader};
+use pacsnode_actors::model::dicom::orthanc_json::is_string_vr as is_text;
 use pacsnode_actors::model::dicom::PrivateDictionary;
 use pacsnode_actors::model::main_tags::{self, TagNum};
 use pacsnode_actors::model::Level;
@@ -50,30 +51,6 @@ pub(crate) fn level_of(value: &str) -> Option<Level> {
         "IMAGE" | "IMAGES" | "INSTANCE" | "INSTANCES" => Some(Level::Instance),
         _ => None,
     }
-}
-
-/// Values of these VRs are text: they can be matched and answered.
-fn is_text(vr: VR) -> bool {
-    matches!(
-        vr,
-        VR::AE
-            | VR::AS
-            | VR::CS
-            | VR::DA
-            | VR::DS
-            | VR::DT
-            | VR::IS
-            | VR::LO
-            | VR::LT
-            | VR::PN
-            | VR::SH
-            | VR::ST
-            | VR::TM
-            | VR::UC
-            | VR::UI
-            | VR::UR
-            | VR::UT
-    )
 }
 
 /// A value of a binary numeric VR from its text (`512`, `1\\2`).

@@ -123,10 +123,7 @@ impl MoveHandler for CMove {
             resources,
             move_originator: Some((ctx.calling_aet.clone(), message_id)),
             permissive: true,
-            log_exports: raw
-                .get("LogExportedResources")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
+            log_exports: self.settings.log_exported_resources(),
             description: "C-MOVE".into(),
         };
         let job = JobRequest::DicomModalityStore(Box::new(request));

@@ -109,6 +109,14 @@ impl Settings {
         Ok(settings)
     }
 
+    /// `LogExportedResources`: stores to modalities and peers are listed in `/exports`.
+    pub fn log_exported_resources(&self) -> bool {
+        self.raw
+            .get("LogExportedResources")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    }
+
     /// Orthanc's rule: authentication follows RemoteAccessAllowed unless set explicitly.
     pub fn authentication(&self) -> bool {
         self.authentication_enabled

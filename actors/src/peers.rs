@@ -11,10 +11,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::index::write;
-use crate::index::write::Export;
 use crate::jobs::{JobContext, JobDone, JobError};
-use crate::model::Level;
 
 /// A peer as configured (`OrthancPeers`, or `/peers/{id}` in the database).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -226,21 +223,8 @@ pub async fn run_store(req: PeerStoreRequest, ctx: JobContext) -> Result<JobDone
     })
     .await
     .map_err(|e| JobError::Failed(e.to_string()))??;
-    if req.log_exports && !exports.is_empty() {
-        let date = chrono::Utc::now().format("%Y%m%dT%H%M%S").to_string();
-        let rows: Vec<Export> = exports
-            .into_iter()
-            .map(|(public_id, identifiers)| Export {
-                level: Level::Instance,
-                public_id,
-                modality: req.name.clone(),
-                date: date.clone(),
-                identifiers,
-            })
-            .collect();
-        ctx.writer
-            .write(move |c| write::log_exports(c, &rows))
-            .await?;
+    if req.log_exports {
+        crate::jobs::modality_store::log_exports(&ctx, &req.name, exports).await?;
     }
     Ok(JobDone {
         content: json!({

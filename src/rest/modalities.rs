@@ -172,12 +172,7 @@ async fn store(
             .get("Permissive")
             .and_then(Value::as_bool)
             .unwrap_or(false),
-        log_exports: state
-            .settings
-            .raw
-            .get("LogExportedResources")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
+        log_exports: state.settings.log_exported_resources(),
         description: "REST API".into(),
     };
     let options = JobOptions::from_body(if body.is_object() {

@@ -75,12 +75,7 @@ async fn store(
         compress: flag("Compress"),
         transcode,
         permissive: flag("Permissive"),
-        log_exports: state
-            .settings
-            .raw
-            .get("LogExportedResources")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
+        log_exports: state.settings.log_exported_resources(),
     };
     let options = JobOptions::from_body(if body.is_object() {
         &body

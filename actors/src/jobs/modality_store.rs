@@ -82,6 +82,33 @@ pub(crate) fn read_dicom(ctx: &JobContext, att: &AttachmentRow) -> Result<Vec<u8
         .map_err(|e| JobError::Failed(e.to_string()))
 }
 
+/// Records sent instances in `/exports` (`LogExportedResources`), under the modality's or
+/// the peer's name.
+pub(crate) async fn log_exports(
+    ctx: &JobContext,
+    remote: &str,
+    sent: Vec<(String, [String; 4])>,
+) -> Result<(), JobError> {
+    if sent.is_empty() {
+        return Ok(());
+    }
+    let date = chrono::Utc::now().format("%Y%m%dT%H%M%S").to_string();
+    let rows: Vec<Export> = sent
+        .into_iter()
+        .map(|(public_id, identifiers)| Export {
+            level: Level::Instance,
+            public_id,
+            modality: remote.to_string(),
+            date: date.clone(),
+            identifiers,
+        })
+        .collect();
+    ctx.writer
+        .write(move |c| write::log_exports(c, &rows))
+        .await?;
+    Ok(())
+}
+
 pub async fn run(req: ModalityStoreRequest, ctx: JobContext) -> Result<JobDone, JobError> {
     let instances = instances_of(&ctx, &req.resources).await?;
     let total = instances.len() as u64;
@@ -124,22 +151,12 @@ pub async fn run(req: ModalityStoreRequest, ctx: JobContext) -> Result<JobDone, 
         )));
     }
     if req.log_exports {
-        let date = chrono::Utc::now().format("%Y%m%dT%H%M%S").to_string();
-        let rows: Vec<Export> = instances
+        let sent = instances
             .into_iter()
             .zip(&statuses)
             .filter(|(_, s)| ok(**s))
-            .map(|((public_id, identifiers, _), _)| Export {
-                level: Level::Instance,
-                public_id,
-                modality: req.name.clone(),
-                date: date.clone(),
-                identifiers,
-            })
-            .collect();
-        ctx.writer
-            .write(move |c| write::log_exports(c, &rows))
-            .await?;
+            .map(|((public_id, identifiers, _), _)| (public_id, identifiers));
+        log_exports(&ctx, &req.name, sent.collect()).await?;
     }
     Ok(JobDone {
         content: json!({
