@@ -221,3 +221,21 @@ pub fn transcoding(req: &HttpRequest, body: &Value) -> ApiResult<(Option<String>
     };
     Ok((ts, quality))
 }
+
+/// Runs a transfer job (peer or modality store) as the body asks: queued (`Asynchronous`,
+/// answers the job) or waited for (answers its `Content`; a failed job is a network error
+/// with its details).
+pub async fn transfer(state: &AppState, job: JobRequest, body: &Value) -> ApiResult<Answer> {
+    let options = JobOptions::from_body(if body.is_object() { body } else { &Value::Null })?;
+    let asynchronous = options.asynchronous;
+    let id = submit(state, job, options).await?;
+    if asynchronous {
+        return Ok(submitted(&id));
+    }
+    let info = state.jobs.wait(&id).await?;
+    if info["State"] != "Success" {
+        let details = info["ErrorDetails"].as_str().unwrap_or("the job failed");
+        return Err(ApiError::new(OrthancCode::NetworkProtocol, details));
+    }
+    Ok(Answer::Json(info["Content"].clone()))
+}

@@ -12,7 +12,7 @@ use pacsnode_actors::jobs::JobRequest;
 use serde_json::{json, Value};
 
 use super::error::{ApiError, ApiResult, OrthancCode};
-use super::jobs::{check_resources, submit, submitted, JobOptions};
+use super::jobs::{check_resources, transfer};
 use super::middleware::not_allowed;
 use super::respond::Answer;
 use super::tools::parse_json;
@@ -175,23 +175,12 @@ async fn store(
         log_exports: state.settings.log_exported_resources(),
         description: "REST API".into(),
     };
-    let options = JobOptions::from_body(if body.is_object() {
-        &body
-    } else {
-        &Value::Null
-    })?;
-    let asynchronous = options.asynchronous;
-    let job = JobRequest::DicomModalityStore(Box::new(request));
-    let id = submit(&state, job, options).await?;
-    if asynchronous {
-        return Ok(submitted(&id));
-    }
-    let info = state.jobs.wait(&id).await?;
-    if info["State"] != "Success" {
-        let details = info["ErrorDetails"].as_str().unwrap_or("the job failed");
-        return Err(network_error(details.to_string()));
-    }
-    Ok(Answer::Json(info["Content"].clone()))
+    transfer(
+        &state,
+        JobRequest::DicomModalityStore(Box::new(request)),
+        &body,
+    )
+    .await
 }
 
 async fn store_straight(

@@ -8,11 +8,11 @@ use pacsnode_actors::peers::{HttpClientOptions, Peer, PeerError, PeerStoreReques
 use serde_json::Value;
 
 use super::error::{ApiError, ApiResult, OrthancCode};
-use super::jobs::{check_resources, submit, submitted, transcode_of, JobOptions};
+use super::jobs::{check_resources, transcode_of, transfer};
 use super::middleware::not_allowed;
 use super::modalities::resources_of;
 use super::remotes::find;
-use super::respond::{json_or_xml, Answer};
+use super::respond::Answer;
 use super::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -77,32 +77,8 @@ async fn store(
         permissive: flag("Permissive"),
         log_exports: state.settings.log_exported_resources(),
     };
-    let options = JobOptions::from_body(if body.is_object() {
-        &body
-    } else {
-        &Value::Null
-    })?;
-    let asynchronous = options.asynchronous;
-    let id = submit(
-        &state,
-        JobRequest::OrthancPeerStore(Box::new(request)),
-        options,
-    )
-    .await?;
-    if asynchronous {
-        return Ok(submitted(&id).respond_to(&req));
-    }
-    let info = state.jobs.wait(&id).await?;
-    if info["State"] != "Success" {
-        return Err(ApiError::new(
-            OrthancCode::NetworkProtocol,
-            info["ErrorDetails"]
-                .as_str()
-                .unwrap_or("the job failed")
-                .to_string(),
-        ));
-    }
-    Ok(json_or_xml(&req, &info["Content"]))
+    let job = JobRequest::OrthancPeerStore(Box::new(request));
+    Ok(transfer(&state, job, &body).await?.respond_to(&req))
 }
 
 async fn store_straight(
