@@ -68,12 +68,21 @@ fn gzip_answers_only_when_enabled_and_asked() {
 fn reset_restarts_and_shutdown_stops() {
     let mut server = Server::start(json!({}));
     assert_eq!(server.send("POST", "/tools/reset", b"", &[]).0, 200);
-    assert!(wait_until(std::time::Duration::from_secs(5), || {
-        ureq::get(&server.url("/system"))
+    // Restarted, not stopped: the process lives on and answers again.
+    assert!(wait_until(std::time::Duration::from_secs(10), || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        server.child.try_wait().ok().flatten().is_none()
+            && ureq::get(&server.url("/system"))
+                .call()
+                .is_ok_and(|r| r.status() == 200)
+    }));
+    // The old HTTP server may still answer for a moment, then none until the new one
+    // listens: the shutdown is sent until the restarted server takes it.
+    assert!(wait_until(std::time::Duration::from_secs(10), || {
+        ureq::post(&server.url("/tools/shutdown"))
             .call()
             .is_ok_and(|r| r.status() == 200)
     }));
-    assert_eq!(server.send("POST", "/tools/shutdown", b"", &[]).0, 200);
     assert!(wait_until(std::time::Duration::from_secs(5), || server
         .child
         .try_wait()
