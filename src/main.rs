@@ -307,6 +307,7 @@ async fn run(startup: Startup, logs: Arc<LogLevels>) -> Result<(Control, u16, u1
         control: control_tx,
         chunks: Default::default(),
         jobs,
+        queries: pacsnode_actors::queries::QueryArchive::new(settings.query_retrieve_size()),
     });
     let compress = settings.http_compression_enabled;
     let keep_alive = if settings.keep_alive {

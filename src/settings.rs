@@ -117,6 +117,14 @@ impl Settings {
             .unwrap_or(false)
     }
 
+    /// How many queries `/queries` keeps (`QueryRetrieveSize`).
+    pub fn query_retrieve_size(&self) -> usize {
+        self.raw
+            .get("QueryRetrieveSize")
+            .and_then(Value::as_u64)
+            .unwrap_or(100) as usize
+    }
+
     /// Orthanc's rule: authentication follows RemoteAccessAllowed unless set explicitly.
     pub fn authentication(&self) -> bool {
         self.authentication_enabled

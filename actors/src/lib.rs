@@ -24,6 +24,7 @@ pub mod lua_actor;
 pub mod model;
 pub mod peers;
 pub mod preview;
+pub mod queries;
 pub mod recovery;
 pub mod storage;
 pub mod tls;

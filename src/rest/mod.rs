@@ -22,6 +22,7 @@ pub mod middleware;
 pub mod modalities;
 pub mod modify;
 pub mod peers;
+pub mod queries;
 pub mod remotes;
 pub mod requested;
 pub mod resource_json;
@@ -74,6 +75,8 @@ pub struct AppState {
     pub chunks: std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>,
     /// The job queue (`/jobs`).
     pub jobs: pacsnode_actors::jobs::Jobs,
+    /// The queries made through `/modalities/{id}/query` (`/queries`).
+    pub queries: pacsnode_actors::queries::QueryArchive,
 }
 
 /// The whole route table.
@@ -94,6 +97,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     frames::configure(cfg);
     images::configure(cfg);
     modalities::configure(cfg);
+    queries::configure(cfg);
     remotes::configure(cfg);
     tags::configure(cfg);
     metadata::configure(cfg);

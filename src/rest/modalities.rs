@@ -5,10 +5,12 @@
 use std::time::Duration;
 
 use actix_web::web;
-use pacsnode_actors::dimse::{self, RemoteAe};
+use pacsnode_actors::dimse::{self, Model, RemoteAe};
 use pacsnode_actors::index::RemoteTable;
 use pacsnode_actors::jobs::modality_store::ModalityStoreRequest;
 use pacsnode_actors::jobs::JobRequest;
+use pacsnode_actors::model::Level;
+use pacsnode_actors::queries::{self, FindOptions};
 use serde_json::{json, Value};
 
 use super::error::{ApiError, ApiResult, OrthancCode};
@@ -41,12 +43,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-fn network_error(e: impl std::fmt::Display) -> ApiError {
+pub(super) fn network_error(e: impl std::fmt::Display) -> ApiError {
     ApiError::new(OrthancCode::NetworkProtocol, e.to_string())
 }
 
 /// The remote AE of a modality's configuration, with the overrides of a request body.
-fn remote_of(state: &AppState, config: &Value, body: &Value) -> ApiResult<(RemoteAe, String)> {
+pub(super) fn remote_of(
+    state: &AppState,
+    config: &Value,
+    body: &Value,
+) -> ApiResult<(RemoteAe, String)> {
     let field = |k: &str| {
         body.get(k)
             .filter(|v| !v.is_null())
@@ -82,7 +88,7 @@ fn remote_of(state: &AppState, config: &Value, body: &Value) -> ApiResult<(Remot
     Ok((remote, local))
 }
 
-async fn modality(state: &AppState, name: &str) -> ApiResult<Value> {
+pub(super) async fn modality(state: &AppState, name: &str) -> ApiResult<Value> {
     let all = state.reader.remotes(RemoteTable::Modalities).await?;
     all.into_iter()
         .find(|(n, _)| n == name)
@@ -92,17 +98,52 @@ async fn modality(state: &AppState, name: &str) -> ApiResult<Value> {
         })
 }
 
-fn body_json(body: &[u8]) -> ApiResult<Value> {
+pub(super) fn body_json(body: &[u8]) -> ApiResult<Value> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(json!({}));
     }
     parse_json(body)
 }
 
-async fn run_echo(remote: RemoteAe, local: String) -> ApiResult<Answer> {
-    web::block(move || dimse::echo(&local, &remote))
-        .await?
-        .map_err(network_error)?;
+/// C-ECHO, then (`CheckFind`) a C-FIND of a study that does not exist: the remote must
+/// answer it, with no match.
+async fn run_echo(
+    state: &AppState,
+    body: &Value,
+    remote: RemoteAe,
+    local: String,
+) -> ApiResult<Answer> {
+    let check_find = body
+        .get("CheckFind")
+        .and_then(Value::as_bool)
+        .unwrap_or_else(|| {
+            state.settings.raw["DicomEchoChecksFind"]
+                .as_bool()
+                .unwrap_or(false)
+        });
+    let charset = state
+        .runtime
+        .default_encoding
+        .read()
+        .map(|e| e.to_specific_character_set())
+        .unwrap_or("ISO_IR 100");
+    web::block(move || {
+        dimse::echo(&local, &remote)?;
+        if check_find {
+            let uid = format!("2.25.{}", uuid::Uuid::new_v4().as_u128());
+            let query = [(dicom_core::Tag(0x0020, 0x000d), uid)];
+            let options = FindOptions {
+                normalize: false,
+                manufacturer: "",
+                charset_term: charset,
+            };
+            let id = queries::find_identifier(Level::Study, &query, &options);
+            dimse::retrieve::find(&local, &remote, Model::StudyRoot, &id)?;
+        }
+        Ok::<_, dimse::DimseError>(())
+    })
+    .await?
+    .map_err(network_error)?;
     Ok(Answer::Json(json!({})))
 }
 
@@ -112,14 +153,23 @@ async fn echo(
     body: web::Bytes,
 ) -> ApiResult<Answer> {
     let config = modality(&state, &name).await?;
-    let (remote, local) = remote_of(&state, &config, &body_json(&body)?)?;
-    run_echo(remote, local).await
+    let body = body_json(&body)?;
+    let (remote, local) = remote_of(&state, &config, &body)?;
+    run_echo(&state, &body, remote, local).await
 }
 
+/// `/tools/dicom-echo`: a modality's description, as an object or `[AET, Host, Port]`.
 async fn dicom_echo(state: web::Data<AppState>, body: web::Bytes) -> ApiResult<Answer> {
-    let body = body_json(&body)?;
+    let body = match body_json(&body)? {
+        Value::Array(a) if (3..=4).contains(&a.len()) => json!({
+            "AET": a[0], "Host": a[1], "Port": a[2],
+            "Manufacturer": a.get(3).cloned().unwrap_or(Value::Null),
+        }),
+        v @ Value::Object(_) => v,
+        _ => return Err(ApiError::bad_request("Bad description of a DICOM modality")),
+    };
     let (remote, local) = remote_of(&state, &json!({}), &body)?;
-    run_echo(remote, local).await
+    run_echo(&state, &body, remote, local).await
 }
 
 /// The resources of a store request: a single id, a list of ids, or `{"Resources": [...]}`.

@@ -63,7 +63,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         ));
 }
 
-fn to_format(f: TagFormat) -> Format {
+pub(super) fn to_format(f: TagFormat) -> Format {
     match f {
         TagFormat::Simplify => Format::Simplify,
         TagFormat::Short => Format::Short,

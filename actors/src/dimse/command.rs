@@ -45,6 +45,8 @@ pub const WARNING_SUBOPERATIONS: u16 = 0x1023;
 pub const STATUS_MOVE_DESTINATION_UNKNOWN: u16 = 0xA801;
 pub const STATUS_SUBOPERATIONS_FAILED: u16 = 0xA702;
 pub const STATUS_SUBOPERATIONS_WARNING: u16 = 0xB000;
+pub const C_GET_RQ: u16 = 0x0010;
+pub const C_GET_RSP: u16 = 0x8010;
 pub const C_ECHO_RQ: u16 = 0x0030;
 pub const C_ECHO_RSP: u16 = 0x8030;
 

@@ -6,10 +6,12 @@ pub mod conn;
 pub mod error;
 pub mod negotiate;
 pub mod part10;
+pub mod retrieve;
 pub mod scp;
 pub mod scu;
 
 pub use error::DimseError;
+pub use retrieve::{Model, RetrieveOutcome};
 pub use scp::{
     serve, FindHandler, Handlers, LiveSettings, MoveHandler, MoveOutcome, ScpConfig, StoreContext,
     StoreHandler,

@@ -32,9 +32,9 @@ pub struct RemoteAe {
 }
 
 /// An established association, as requestor.
-struct Association {
-    conn: Conn,
-    contexts: Vec<AcceptedContext>,
+pub(super) struct Association {
+    pub(super) conn: Conn,
+    pub(super) contexts: Vec<AcceptedContext>,
     next_message_id: u16,
 }
 
@@ -65,10 +65,20 @@ fn connect(remote: &RemoteAe) -> Result<TcpStream, DimseError> {
 
 impl Association {
     /// Connects and negotiates the given (abstract syntax, transfer syntaxes).
-    fn request(
+    pub(super) fn request(
         local_aet: &str,
         remote: &RemoteAe,
         proposed: &[(String, Vec<String>)],
+    ) -> Result<Association, DimseError> {
+        Self::request_with(local_aet, remote, proposed, Vec::new())
+    }
+
+    /// As [`Association::request`], with more user information items (role selections).
+    pub(super) fn request_with(
+        local_aet: &str,
+        remote: &RemoteAe,
+        proposed: &[(String, Vec<String>)],
+        extra_items: Vec<UserVariableItem>,
     ) -> Result<Association, DimseError> {
         let mut conn = Conn::new(connect(remote)?)?;
         let presentation_contexts: Vec<PresentationContextProposed> = proposed
@@ -92,7 +102,10 @@ impl Association {
                 UserVariableItem::ImplementationVersionName(
                     IMPLEMENTATION_VERSION_NAME.to_string(),
                 ),
-            ],
+            ]
+            .into_iter()
+            .chain(extra_items)
+            .collect(),
         });
         conn.send_pdu(&rq)?;
         let ac = match conn.recv_pdu()? {
@@ -138,11 +151,18 @@ impl Association {
         })
     }
 
-    fn context(&self, sop_class: &str, ts: &str) -> Option<u8> {
+    pub(super) fn context(&self, sop_class: &str, ts: &str) -> Option<u8> {
         self.contexts
             .iter()
             .find(|c| c.abstract_syntax == sop_class && c.transfer_syntax == ts)
             .map(|c| c.id)
+    }
+
+    /// The next message id of a request.
+    pub(super) fn next_id(&mut self) -> u16 {
+        let id = self.next_message_id;
+        self.next_message_id = self.next_message_id.wrapping_add(1).max(1);
+        id
     }
 
     /// Sends a request and waits for its response; returns the status.
@@ -153,8 +173,7 @@ impl Association {
         data: Option<&[u8]>,
         rsp_field: u16,
     ) -> Result<u16, DimseError> {
-        let message_id = self.next_message_id;
-        self.next_message_id = self.next_message_id.wrapping_add(1).max(1);
+        let message_id = self.next_id();
         let rq = rq.with_us(MESSAGE_ID, message_id);
         self.conn.send_message(pc_id, &rq, data)?;
         match self.conn.recv_message()? {
@@ -196,7 +215,7 @@ impl Association {
     }
 
     /// Runs `f`; aborts the association if it fails, releases it otherwise.
-    fn run<T>(
+    pub(super) fn run<T>(
         mut self,
         f: impl FnOnce(&mut Self) -> Result<T, DimseError>,
     ) -> Result<T, DimseError> {

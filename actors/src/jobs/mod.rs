@@ -8,6 +8,7 @@
 pub mod archive;
 pub mod dicomdir;
 pub mod modality_store;
+pub mod move_scu;
 mod queue;
 
 pub use queue::start;
@@ -69,6 +70,7 @@ pub enum JobRequest {
     Archive(archive::ArchiveRequest),
     OrthancPeerStore(Box<crate::peers::PeerStoreRequest>),
     DicomModalityStore(Box<modality_store::ModalityStoreRequest>),
+    DicomMoveScu(Box<move_scu::MoveScuRequest>),
 }
 
 impl JobRequest {
@@ -78,6 +80,7 @@ impl JobRequest {
             JobRequest::Archive(_) => "Archive",
             JobRequest::OrthancPeerStore(_) => "OrthancPeerStore",
             JobRequest::DicomModalityStore(_) => "DicomModalityStore",
+            JobRequest::DicomMoveScu(_) => "DicomMoveScu",
         }
     }
 }
@@ -226,5 +229,6 @@ pub(crate) async fn run(request: JobRequest, ctx: JobContext) -> Result<JobDone,
         JobRequest::Archive(a) => archive::run_job(a, ctx).await,
         JobRequest::OrthancPeerStore(s) => crate::peers::run_store(*s, ctx).await,
         JobRequest::DicomModalityStore(s) => modality_store::run(*s, ctx).await,
+        JobRequest::DicomMoveScu(s) => move_scu::run(*s, ctx).await,
     }
 }

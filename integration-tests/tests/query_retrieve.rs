@@ -1,0 +1,199 @@
+//! Query/retrieve as an SCU, from REST: `/modalities/{id}/query`, `/queries/...`,
+//! `/modalities/{id}/move`, C-ECHO with `CheckFind` — between two pacsnode servers (A asks,
+//! B answers and sends back to A).
+
+use integration_tests::{Fixture, Server};
+use serde_json::{json, Value};
+
+/// A and B, each declared in the other's `DicomModalities`; B holds two studies.
+fn two_nodes() -> (Server, Server, Fixture, Fixture) {
+    let b = Server::start(json!({ "DicomAet": "NODEB" }));
+    let a = Server::start(json!({
+        "DicomAet": "NODEA",
+        "DicomModalities": { "b": ["NODEB", "127.0.0.1", b.dicom_port] },
+    }));
+    let declared = json!(["NODEA", "127.0.0.1", a.dicom_port]).to_string();
+    assert_eq!(
+        b.send("PUT", "/modalities/a", declared.as_bytes(), &[]).0,
+        200
+    );
+    let (f, g) = (Fixture::new("qr-one", 1), Fixture::new("qr-two", 1));
+    assert_eq!(b.post("/instances", &f.dicom()).0, 200);
+    assert_eq!(b.post("/instances", &g.dicom()).0, 200);
+    (a, b, f, g)
+}
+
+fn post(s: &Server, path: &str, body: Value) -> Value {
+    let (status, answer) = s.send("POST", path, body.to_string().as_bytes(), &[]);
+    assert_eq!(status, 200, "{path}: {answer}");
+    answer
+}
+
+#[test]
+fn query_then_retrieve_one_answer_and_move_by_uids() {
+    let (a, _b, f, g) = two_nodes();
+    let q = post(
+        &a,
+        "/modalities/b/query",
+        json!({
+            "Level": "Study",
+            "Query": { "PatientID": "PAT-qr-*", "StudyDescription": "" },
+        }),
+    );
+    let id = q["ID"].as_str().unwrap().to_string();
+    assert_eq!(q["Path"], format!("/queries/{id}"));
+    assert_eq!(a.get("/queries"), json!([id]));
+    assert_eq!(a.get(&format!("/queries/{id}/answers")), json!(["0", "1"]));
+    let answers = a.get(&format!("/queries/{id}/answers?expand&simplify"));
+    let mut uids: Vec<&str> = answers
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["StudyInstanceUID"].as_str().unwrap())
+        .collect();
+    uids.sort();
+    let mut expected = vec![f.study_uid.as_str(), g.study_uid.as_str()];
+    expected.sort();
+    assert_eq!(uids, expected);
+    assert_eq!(answers[0]["QueryRetrieveLevel"], "STUDY");
+    assert_eq!(answers[0]["StudyDescription"], "Chest CT");
+    // The answer is kept in the default encoding, whose term replaces the remote's.
+    assert_eq!(answers[0]["SpecificCharacterSet"], "ISO_IR 100");
+    let full = a.get(&format!("/queries/{id}/answers/0/content"));
+    assert_eq!(full["0008,0052"]["Name"], "QueryRetrieveLevel");
+    assert_eq!(
+        a.get(&format!("/queries/{id}/query?simplify"))["PatientID"],
+        "PAT-qr-*"
+    );
+    assert_eq!(
+        a.get(&format!("/queries/{id}/answers/0"))[2],
+        "query-series"
+    );
+    assert_eq!(
+        a.status("GET", &format!("/queries/{id}/answers/7/content")),
+        400
+    );
+    assert_eq!(a.status("GET", "/queries/nope/answers"), 404);
+
+    // Retrieve the first answer to A itself (raw body = target AET): a C-MOVE job.
+    let first = answers[0]["StudyInstanceUID"].as_str().unwrap().to_string();
+    let job = post(
+        &a,
+        &format!("/queries/{id}/answers/0/retrieve"),
+        json!({"TargetAet": "NODEA"}),
+    );
+    assert_eq!(job["RemoteAet"], "NODEB");
+    assert_eq!(job["Query"][0]["0020,000d"], first.as_str());
+    let studies = a.get("/studies?expand");
+    assert_eq!(studies.as_array().map(Vec::len), Some(1), "{studies}");
+    assert_eq!(
+        studies[0]["MainDicomTags"]["StudyInstanceUID"],
+        first.as_str()
+    );
+
+    // A child query below the answer, then `/move` by UIDs for the other study.
+    let child = post(
+        &a,
+        &format!("/queries/{id}/answers/0/query-series"),
+        json!({}),
+    );
+    let series = a.get(&format!(
+        "/queries/{}/answers?expand&short",
+        child["ID"].as_str().unwrap()
+    ));
+    assert_eq!(series[0]["0020,000d"], first.as_str());
+    let other = if first == f.study_uid { &g } else { &f };
+    let moved = post(
+        &a,
+        "/modalities/b/move",
+        json!({
+            "Level": "Series",
+            "Resources": [{ "StudyInstanceUID": other.study_uid, "SeriesInstanceUID": other.series_uid }],
+            "TargetAet": "NODEA",
+        }),
+    );
+    assert_eq!(moved["Query"][0]["0008,0052"], "SERIES");
+    assert_eq!(a.get("/statistics")["CountInstances"], 2);
+
+    // Asynchronous: the job is answered at once and succeeds.
+    let job = post(
+        &a,
+        &format!("/queries/{id}/retrieve"),
+        json!({"TargetAet": "NODEA", "Asynchronous": true}),
+    );
+    let path = job["Path"].as_str().unwrap().to_string();
+    assert!(integration_tests::wait_until(
+        std::time::Duration::from_secs(20),
+        || { a.get(&path)["State"] == "Success" }
+    ));
+    assert_eq!(a.send("DELETE", &format!("/queries/{id}"), b"", &[]).0, 200);
+    assert_eq!(a.status("GET", &format!("/queries/{id}"),), 404);
+}
+
+#[test]
+fn bad_queries_and_moves_fail_cleanly() {
+    let (a, _b, _f, _g) = two_nodes();
+    let bad = |path: &str, body: &str| a.send("POST", path, body.as_bytes(), &[]).0;
+    assert_eq!(bad("/modalities/b/query", "[1]"), 400);
+    assert_eq!(bad("/modalities/b/query", r#"{"Level": "Nope"}"#), 400);
+    assert_eq!(
+        bad(
+            "/modalities/b/query",
+            r#"{"Level": "Study", "Query": {"PatientID": 3}}"#
+        ),
+        400
+    );
+    assert_eq!(
+        bad(
+            "/modalities/b/query",
+            r#"{"Level": "Study", "Query": {"NoSuchTag": ""}}"#
+        ),
+        400
+    );
+    assert_eq!(bad("/modalities/nope/query", r#"{"Level": "Study"}"#), 404);
+    assert_eq!(bad("/modalities/b/move", r#"{"Level": "Study"}"#), 400);
+    // A C-MOVE to an unknown destination fails the job: a network error.
+    let (status, err) = a.send(
+        "POST",
+        "/modalities/b/move",
+        br#"{"Level": "Study", "Resources": [{"StudyInstanceUID": "1.2.3"}], "TargetAet": "UNKNOWN"}"#,
+        &[],
+    );
+    assert_eq!(
+        (status, err["OrthancStatus"].as_i64()),
+        (500, Some(9)),
+        "{err}"
+    );
+    // An unreachable modality: 500 NetworkProtocol, and the server goes on.
+    a.send(
+        "PUT",
+        "/modalities/down",
+        br#"["NOBODY", "127.0.0.1", 1]"#,
+        &[],
+    );
+    let (status, err) = a.send(
+        "POST",
+        "/modalities/down/query",
+        br#"{"Level": "Patient"}"#,
+        &[],
+    );
+    assert_eq!((status, err["OrthancStatus"].as_i64()), (500, Some(9)));
+    assert_eq!(a.get("/queries"), json!([]));
+}
+
+#[test]
+fn echo_checks_find_and_accepts_a_description() {
+    let (a, b, _f, _g) = two_nodes();
+    post(&a, "/modalities/b/echo", json!({ "CheckFind": true }));
+    post(
+        &a,
+        "/tools/dicom-echo",
+        json!(["NODEB", "127.0.0.1", b.dicom_port]),
+    );
+    post(
+        &a,
+        "/tools/dicom-echo",
+        json!({ "AET": "NODEB", "Host": "127.0.0.1", "Port": b.dicom_port, "CheckFind": true }),
+    );
+    assert_eq!(a.send("POST", "/tools/dicom-echo", b"[1]", &[]).0, 400);
+}
