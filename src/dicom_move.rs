@@ -16,6 +16,7 @@ use pacsnode_actors::find::{self, FindQuery};
 use pacsnode_actors::index::{self, IndexError, IndexReader, RemoteTable};
 use pacsnode_actors::jobs::modality_store::ModalityStoreRequest;
 use pacsnode_actors::jobs::{JobRequest, Jobs};
+use pacsnode_actors::model::Level;
 use serde_json::Value;
 
 use crate::dicom_find::level_of;
@@ -80,12 +81,26 @@ impl MoveHandler for CMove {
             .ok_or(UNABLE_TO_PROCESS)?;
         let query = InMemDicomObject::read_dataset_with_ts(identifier, ts)
             .map_err(|_| UNABLE_TO_PROCESS)?;
-        let level = query
-            .element(Tag(0x0008, 0x0052))
-            .ok()
-            .and_then(|e| e.to_str().ok())
-            .and_then(|l| level_of(&l))
-            .ok_or(IDENTIFIER_DOES_NOT_MATCH)?;
+        let given = |g: u16, e: u16| {
+            query
+                .element(Tag(g, e))
+                .ok()
+                .and_then(|e| e.to_str().ok())
+                .is_some_and(|v| !v.trim_end_matches(['\0', ' ']).trim().is_empty())
+        };
+        let level = match query.element(Tag(0x0008, 0x0052)) {
+            Ok(e) => e
+                .to_str()
+                .ok()
+                .and_then(|l| level_of(&l))
+                .ok_or(IDENTIFIER_DOES_NOT_MATCH)?,
+            // No level: the most specific of the keys given, as Orthanc guesses it.
+            Err(_) if given(0x0008, 0x0018) => Level::Instance,
+            Err(_) if given(0x0020, 0x000e) => Level::Series,
+            Err(_) if given(0x0020, 0x000d) || given(0x0008, 0x0050) => Level::Study,
+            Err(_) if given(0x0010, 0x0020) => Level::Patient,
+            Err(_) => return Err(IDENTIFIER_DOES_NOT_MATCH),
+        };
         let mut q = FindQuery::new(level);
         for tag in KEYS {
             let value = query
@@ -119,11 +134,16 @@ impl MoveHandler for CMove {
             host: config["Host"].as_str().unwrap_or_default().to_string(),
             port: config["Port"].as_u64().unwrap_or(104) as u16,
             timeout: self.settings.dicom_scu_timeout,
-            local_aet: self.settings.dicom_aet.clone(),
+            // The destination's own `LocalAet`, if its configuration has one.
+            local_aet: config["LocalAet"]
+                .as_str()
+                .filter(|a| !a.is_empty())
+                .unwrap_or(&self.settings.dicom_aet)
+                .to_string(),
             resources,
             move_originator: Some((ctx.calling_aet.clone(), message_id)),
             permissive: true,
-            log_exports: self.settings.log_exported_resources(),
+            log_exports: false,
             description: "C-MOVE".into(),
         };
         let job = JobRequest::DicomModalityStore(Box::new(request));

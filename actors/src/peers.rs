@@ -182,7 +182,7 @@ pub struct PeerStoreRequest {
     pub compress: bool,
     /// Failed instances do not fail the job.
     pub permissive: bool,
-    /// Record each sent instance in `/exports` (`LogExportedResources`).
+    /// Record the resources in `/exports` (`LogExportedResources`).
     pub log_exports: bool,
     /// The transfer syntax to send the instances in (`Transcode`).
     pub transcode: Option<String>,
@@ -191,13 +191,16 @@ pub struct PeerStoreRequest {
 /// Sends every instance of the resources to the peer, one request each.
 pub async fn run_store(req: PeerStoreRequest, ctx: JobContext) -> Result<JobDone, JobError> {
     let instances = crate::jobs::modality_store::instances_of(&ctx, &req.resources).await?;
+    if req.log_exports {
+        crate::jobs::modality_store::log_exports(&ctx, &req.name, &req.resources).await?;
+    }
     let total = instances.len() as u64;
     let (peer, compress) = (req.peer.clone(), req.compress);
     let transcode = req.transcode.clone();
     let progress = ctx.clone();
-    let (sent, failed, exports) = tokio::task::spawn_blocking(move || {
-        let (mut sent, mut failed, mut exports) = (0u64, 0u64, Vec::new());
-        for (k, (public_id, identifiers, att)) in instances.into_iter().enumerate() {
+    let (sent, failed) = tokio::task::spawn_blocking(move || {
+        let (mut sent, mut failed) = (0u64, 0u64);
+        for (k, (_, _, att)) in instances.into_iter().enumerate() {
             progress.check_cancel()?;
             let data = crate::jobs::modality_store::read_dicom(&progress, &att)?;
             let sent_data = match &transcode {
@@ -209,7 +212,6 @@ pub async fn run_store(req: PeerStoreRequest, ctx: JobContext) -> Result<JobDone
             {
                 Ok((_, n)) => {
                     sent += n;
-                    exports.push((public_id, identifiers));
                 }
                 Err(e) if req.permissive => {
                     tracing::warn!("peer store: {e}");
@@ -219,13 +221,10 @@ pub async fn run_store(req: PeerStoreRequest, ctx: JobContext) -> Result<JobDone
             }
             progress.set_progress(k as u64 + 1, total);
         }
-        Ok((sent, failed, exports))
+        Ok((sent, failed))
     })
     .await
     .map_err(|e| JobError::Failed(e.to_string()))??;
-    if req.log_exports {
-        crate::jobs::modality_store::log_exports(&ctx, &req.name, exports).await?;
-    }
     Ok(JobDone {
         content: json!({
             "Compress": req.compress,

@@ -44,8 +44,16 @@ fn store_to_another_server_and_log_the_export() {
         &f.dicom()[f.dicom().len() - 32..],
         "pixel data differs"
     );
+    // One export per resource asked for, at its level.
     let exports = a.get("/exports");
-    assert_eq!(exports["Exports"][0]["ID"], *id);
+    assert_eq!(
+        exports["Exports"].as_array().map(Vec::len),
+        Some(1),
+        "{exports}"
+    );
+    assert_eq!(exports["Exports"][0]["ID"], f.ids()[1]);
+    assert_eq!(exports["Exports"][0]["ResourceType"], "Study");
+    assert_eq!(exports["Exports"][0]["StudyInstanceUID"], f.study_uid);
     assert_eq!(exports["Exports"][0]["RemoteModality"], "b");
     // store-straight answers the identity of what it sent; `?last` is the last export only.
     let g = Fixture::new("dicom-store", 2);
@@ -321,7 +329,9 @@ fn dcmtk_movescu_to_a_declared_modality() {
     };
     let b = Server::start(json!({ "DicomAet": "NODEB" }));
     let a = Server::start(json!({
-        "DicomModalities": { "b": ["NODEB", "127.0.0.1", b.dicom_port] },
+        "DicomModalities": {
+            "b": { "AET": "NODEB", "Host": "127.0.0.1", "Port": b.dicom_port, "LocalAet": "A-FOR-B" },
+        },
     }));
     let (f1, f2) = (Fixture::new("cmove", 1), Fixture::new("cmove", 2));
     for f in [&f1, &f2] {
@@ -332,8 +342,8 @@ fn dcmtk_movescu_to_a_declared_modality() {
         .args([
             "-v", "-S", "-aec", "ORTHANC", "-aet", "MOVER", "-aem", "NODEB",
         ])
-        .args(["-k", "QueryRetrieveLevel=STUDY"])
-        .args(["-k", &format!("StudyInstanceUID={}", f1.study_uid)])
+        // No QueryRetrieveLevel: the study level, guessed from the AccessionNumber.
+        .args(["-k", "AccessionNumber=ACC1"])
         .args(["127.0.0.1", &port])
         .output()
         .unwrap();
@@ -344,10 +354,11 @@ fn dcmtk_movescu_to_a_declared_modality() {
         text.contains("Received Final Move Response (Success)"),
         "{text}"
     );
-    // Both instances arrived at B, sent by A's AET, and A ran a DicomModalityStore job.
+    // Both instances arrived at B, sent by the AET B's configuration gives A, and A ran a
+    // DicomModalityStore job.
     assert_eq!(b.get("/statistics")["CountInstances"], 2);
     let meta = b.get(&format!("/instances/{}/metadata?expand", f1.ids()[3]));
-    assert_eq!(meta["RemoteAET"], "ORTHANC");
+    assert_eq!(meta["RemoteAET"], "A-FOR-B");
     let jobs = a.get("/jobs?expand");
     let job = &jobs.as_array().unwrap()[0];
     assert_eq!(job["Type"], "DicomModalityStore", "{jobs}");

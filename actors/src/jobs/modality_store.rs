@@ -29,7 +29,7 @@ pub struct ModalityStoreRequest {
     pub move_originator: Option<(String, u16)>,
     /// Failed instances do not fail the job.
     pub permissive: bool,
-    /// Record each sent instance in `/exports` (`LogExportedResources`).
+    /// Record the resources in `/exports` (`LogExportedResources`).
     pub log_exports: bool,
     /// `Description` in the job's content (`REST API`, `C-MOVE`).
     pub description: String,
@@ -82,35 +82,41 @@ pub(crate) fn read_dicom(ctx: &JobContext, att: &AttachmentRow) -> Result<Vec<u8
         .map_err(|e| JobError::Failed(e.to_string()))
 }
 
-/// Records sent instances in `/exports` (`LogExportedResources`), under the modality's or
-/// the peer's name.
+/// Records the resources a store was asked for in `/exports` (`LogExportedResources`),
+/// each at its level, under the modality's or the peer's name — as Orthanc does, when the
+/// store starts.
 pub(crate) async fn log_exports(
     ctx: &JobContext,
     remote: &str,
-    sent: Vec<(String, [String; 4])>,
+    resources: &[String],
 ) -> Result<(), JobError> {
-    if sent.is_empty() {
-        return Ok(());
-    }
+    let (resources, remote) = (resources.to_vec(), remote.to_string());
     let date = chrono::Utc::now().format("%Y%m%dT%H%M%S").to_string();
-    let rows: Vec<Export> = sent
-        .into_iter()
-        .map(|(public_id, identifiers)| Export {
-            level: Level::Instance,
-            public_id,
-            modality: remote.to_string(),
-            date: date.clone(),
-            identifiers,
-        })
-        .collect();
     ctx.writer
-        .write(move |c| write::log_exports(c, &rows))
+        .write(move |c| {
+            let mut rows = Vec::with_capacity(resources.len());
+            for id in resources {
+                if let Some(row) = read::resource_by_public_id(c, &id)? {
+                    rows.push(Export {
+                        level: row.level,
+                        identifiers: read::identifiers(c, row.id)?,
+                        public_id: id,
+                        modality: remote.clone(),
+                        date: date.clone(),
+                    });
+                }
+            }
+            write::log_exports(c, &rows)
+        })
         .await?;
     Ok(())
 }
 
 pub async fn run(req: ModalityStoreRequest, ctx: JobContext) -> Result<JobDone, JobError> {
     let instances = instances_of(&ctx, &req.resources).await?;
+    if req.log_exports {
+        log_exports(&ctx, &req.name, &req.resources).await?;
+    }
     let total = instances.len() as u64;
     let (job, request) = (ctx.clone(), req.clone());
     let statuses = tokio::task::spawn_blocking(move || {
@@ -136,11 +142,10 @@ pub async fn run(req: ModalityStoreRequest, ctx: JobContext) -> Result<JobDone, 
                 .map_err(|e| JobError::Failed(e.to_string()))?
         };
         job.set_progress(total, total);
-        Ok::<_, JobError>((instances, statuses))
+        Ok::<_, JobError>(statuses)
     })
     .await
     .map_err(|e| JobError::Failed(e.to_string()))??;
-    let (instances, statuses) = statuses;
     // Success, or a warning (0xB000…).
     let ok = |s: u16| s == 0 || s & 0xF000 == 0xB000;
     let failed = statuses.iter().filter(|s| !ok(**s)).count();
@@ -149,14 +154,6 @@ pub async fn run(req: ModalityStoreRequest, ctx: JobContext) -> Result<JobDone, 
             "{failed} instance(s) could not be sent to {}",
             req.remote_aet
         )));
-    }
-    if req.log_exports {
-        let sent = instances
-            .into_iter()
-            .zip(&statuses)
-            .filter(|(_, s)| ok(**s))
-            .map(|((public_id, identifiers, _), _)| (public_id, identifiers));
-        log_exports(&ctx, &req.name, sent.collect()).await?;
     }
     Ok(JobDone {
         content: json!({
