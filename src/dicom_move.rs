@@ -11,12 +11,13 @@ use dicom_core::Tag;
 use dicom_encoding::TransferSyntaxIndex;
 use dicom_object::InMemDicomObject;
 use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
-use pacsnode_actors::dimse::{MoveHandler, MoveOutcome, StoreContext};
+use pacsnode_actors::dimse::{GetHandler, MoveHandler, MoveOutcome, StoreContext};
 use pacsnode_actors::find::{self, FindQuery};
-use pacsnode_actors::index::{self, IndexError, IndexReader, RemoteTable};
+use pacsnode_actors::index::{self, read, IndexError, IndexReader, RemoteTable};
 use pacsnode_actors::jobs::modality_store::ModalityStoreRequest;
 use pacsnode_actors::jobs::{JobRequest, Jobs};
 use pacsnode_actors::model::Level;
+use pacsnode_actors::storage::{StorageArea, StoredCompression};
 use serde_json::Value;
 
 use crate::dicom_find::level_of;
@@ -40,6 +41,7 @@ pub struct CMove {
     pub reader: IndexReader,
     pub jobs: Jobs,
     pub settings: Arc<Settings>,
+    pub storage: StorageArea,
 }
 
 impl CMove {
@@ -67,15 +69,10 @@ impl CMove {
     }
 }
 
-impl MoveHandler for CMove {
-    fn retrieve(
-        &self,
-        identifier: &[u8],
-        transfer_syntax: &str,
-        destination: &str,
-        message_id: u16,
-        ctx: &StoreContext,
-    ) -> Result<MoveOutcome, u16> {
+impl CMove {
+    /// The find query of a C-MOVE or C-GET identifier: its level (or the one its keys
+    /// imply) and its unique keys (or AccessionNumber).
+    fn query(&self, identifier: &[u8], transfer_syntax: &str) -> Result<FindQuery, u16> {
         let ts = TransferSyntaxRegistry
             .get(transfer_syntax)
             .ok_or(UNABLE_TO_PROCESS)?;
@@ -117,16 +114,35 @@ impl MoveHandler for CMove {
         if q.constraints.is_empty() {
             return Err(IDENTIFIER_DOES_NOT_MATCH);
         }
-        let (name, config) = self.destination(destination)?;
-        let resources: Vec<String> = self
+        Ok(q)
+    }
+
+    /// The public ids of the resources a query selects.
+    fn selected(&self, q: &FindQuery) -> Result<Vec<String>, u16> {
+        Ok(self
             .reader
             .with_blocking(|c| {
-                find::execute(c, &q).map_err(|e| IndexError::BadRequest(e.to_string()))
+                find::execute(c, q).map_err(|e| IndexError::BadRequest(e.to_string()))
             })
             .map_err(|_| UNABLE_TO_PROCESS)?
             .into_iter()
             .map(|(_, public_id)| public_id)
-            .collect();
+            .collect())
+    }
+}
+
+impl MoveHandler for CMove {
+    fn retrieve(
+        &self,
+        identifier: &[u8],
+        transfer_syntax: &str,
+        destination: &str,
+        message_id: u16,
+        ctx: &StoreContext,
+    ) -> Result<MoveOutcome, u16> {
+        let q = self.query(identifier, transfer_syntax)?;
+        let (name, config) = self.destination(destination)?;
+        let resources = self.selected(&q)?;
         let raw = &self.settings.raw;
         let request = ModalityStoreRequest {
             name,
@@ -168,5 +184,55 @@ impl MoveHandler for CMove {
             failed,
             warning: 0,
         })
+    }
+}
+
+impl GetHandler for CMove {
+    fn matching_instances(
+        &self,
+        identifier: &[u8],
+        transfer_syntax: &str,
+        _ctx: &StoreContext,
+    ) -> Result<Vec<String>, u16> {
+        let q = self.query(identifier, transfer_syntax)?;
+        let resources = self.selected(&q)?;
+        self.reader
+            .with_blocking(|c| {
+                let mut out = Vec::new();
+                for id in &resources {
+                    let Some(row) = read::resource_by_public_id(c, id)? else {
+                        continue;
+                    };
+                    if row.level == Level::Instance {
+                        out.push(row.public_id);
+                    } else {
+                        let all = read::descendants(c, row.id, Level::Instance)?;
+                        out.extend(all.into_iter().map(|r| r.public_id));
+                    }
+                }
+                Ok(out)
+            })
+            .map_err(|_| UNABLE_TO_PROCESS)
+    }
+
+    fn load(&self, instance: &str) -> Option<Vec<u8>> {
+        let id = instance.to_string();
+        let att = self
+            .reader
+            .with_blocking(move |c| {
+                let Some(row) = read::resource_by_public_id(c, &id)? else {
+                    return Ok(None);
+                };
+                Ok(read::attachments(c, row.id)?
+                    .into_iter()
+                    .find(|a| a.file_type == 1))
+            })
+            .ok()??;
+        let compression = if att.compression == 2 {
+            StoredCompression::ZlibWithSize
+        } else {
+            StoredCompression::None
+        };
+        self.storage.read(&att.uuid, compression).ok()
     }
 }

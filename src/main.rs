@@ -275,16 +275,19 @@ async fn run(startup: Startup, logs: Arc<LogLevels>) -> Result<(Control, u16, u1
             dictionary: dictionary.clone(),
             settings: settings.clone(),
         };
+        let retrieve = Arc::new(dicom_move::CMove {
+            reader: reader.clone(),
+            jobs: jobs.clone(),
+            settings: settings.clone(),
+            storage: storage.clone(),
+        });
         let server = DicomServer::start(
             settings.dicom_port,
             config,
             ingest.clone(),
             Some(Arc::new(find)),
-            Some(Arc::new(dicom_move::CMove {
-                reader: reader.clone(),
-                jobs: jobs.clone(),
-                settings: settings.clone(),
-            })),
+            Some(retrieve.clone()),
+            Some(retrieve),
         )
         .with_context(|| format!("cannot listen on DICOM port {}", settings.dicom_port))?;
         Some(server)
@@ -404,6 +407,7 @@ fn scp_config(settings: &Settings, runtime: &RuntimeState) -> ScpConfig {
         // Set when the server starts with C-FIND and C-MOVE handlers.
         find: false,
         moves: false,
+        gets: false,
         timeout: Duration::from_secs(settings.dicom_scp_timeout),
         max_associations: settings.dicom_threads_count.max(1),
         live: Some(live),

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use actix::Addr;
 
 use crate::dimse::{
-    self, FindHandler, Handlers, MoveHandler, ScpConfig, StoreContext, StoreHandler,
+    self, FindHandler, GetHandler, Handlers, MoveHandler, ScpConfig, StoreContext, StoreHandler,
 };
 use crate::index::{IndexError, StoreStatus};
 use crate::ingest::{IngestActor, IngestError, Origin, StoreInstance};
@@ -71,9 +71,11 @@ impl DicomServer {
         ingest: Addr<IngestActor>,
         find: Option<Arc<dyn FindHandler>>,
         moves: Option<Arc<dyn MoveHandler>>,
+        gets: Option<Arc<dyn GetHandler>>,
     ) -> std::io::Result<DicomServer> {
         config.find = find.is_some();
         config.moves = moves.is_some();
+        config.gets = gets.is_some();
         let listener = TcpListener::bind(("0.0.0.0", port))?;
         let port = listener.local_addr()?.port();
         let stop = Arc::new(AtomicBool::new(false));
@@ -81,6 +83,7 @@ impl DicomServer {
             store: Arc::new(IngestHandler { ingest }),
             find,
             moves,
+            gets,
         };
         let flag = stop.clone();
         let thread = std::thread::Builder::new()

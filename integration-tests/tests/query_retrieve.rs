@@ -197,3 +197,59 @@ fn echo_checks_find_and_accepts_a_description() {
     );
     assert_eq!(a.send("POST", "/tools/dicom-echo", b"[1]", &[]).0, 400);
 }
+
+#[test]
+fn c_get_between_two_nodes_and_from_dcmtk_getscu() {
+    let (a, b, f, _g) = two_nodes();
+    // pacsnode's C-GET SCU against pacsnode's C-GET SCP: what arrives is stored in A.
+    let answer = post(
+        &a,
+        "/modalities/b/get",
+        json!({
+            "Level": "Study",
+            "Resources": [{ "StudyInstanceUID": f.study_uid }],
+        }),
+    );
+    assert_eq!(
+        answer["Details"][0]["ReceivedInstancesIds"],
+        json!([f.ids()[3]]),
+        "{answer}"
+    );
+    assert_eq!(a.get("/statistics")["CountInstances"], 1);
+    let meta = a.get(&format!("/instances/{}/metadata?expand", f.ids()[3]));
+    assert_eq!(meta["RemoteAET"], "NODEB");
+    // An unknown study: nothing received, success.
+    let none = post(
+        &a,
+        "/modalities/b/get",
+        json!({
+            "Level": "Study", "Resources": [{ "StudyInstanceUID": "1.2.3.4" }],
+        }),
+    );
+    assert_eq!(none["Details"][0]["ReceivedInstancesIds"], json!([]));
+    assert_eq!(
+        a.send("POST", "/modalities/b/get", br#"{"Level": "Study"}"#, &[])
+            .0,
+        400
+    );
+
+    // DCMTK's getscu against B.
+    let Ok(out_dir) = tempfile::tempdir() else {
+        return;
+    };
+    let run = std::process::Command::new("getscu")
+        .args(["-aec", "NODEB", "-aet", "GETTER", "-S"])
+        .args(["-k", "QueryRetrieveLevel=STUDY"])
+        .args(["-k", &format!("StudyInstanceUID={}", f.study_uid)])
+        .args(["--output-directory", out_dir.path().to_str().unwrap()])
+        .args(["127.0.0.1", &b.dicom_port.to_string()])
+        .output();
+    let Ok(out) = run else {
+        eprintln!("DCMTK is not installed: getscu part skipped (CI installs it)");
+        return;
+    };
+    let text = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{text}");
+    let files: Vec<_> = std::fs::read_dir(out_dir.path()).unwrap().collect();
+    assert_eq!(files.len(), 1, "{text}");
+}

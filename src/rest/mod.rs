@@ -29,6 +29,7 @@ pub mod resource_json;
 pub mod resources;
 pub mod respond;
 pub mod response;
+pub mod retrieve;
 pub mod system;
 pub mod tags;
 pub mod tools;
@@ -98,6 +99,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     images::configure(cfg);
     modalities::configure(cfg);
     queries::configure(cfg);
+    retrieve::configure(cfg);
     remotes::configure(cfg);
     tags::configure(cfg);
     metadata::configure(cfg);

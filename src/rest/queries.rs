@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 
 use super::error::{ApiError, ApiResult, OrthancCode};
 use super::jobs::transfer;
-use super::modalities::{body_json, modality, network_error, remote_of};
+use super::modalities::{modality, network_error, remote_of};
 use super::resource_json::TagFormat;
 use super::respond::Answer;
 use super::tags::to_format;
@@ -27,7 +27,6 @@ use super::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/modalities/{name}/query", web::post().to(query))
-        .route("/modalities/{name}/move", web::post().to(move_resources))
         .route("/queries", web::get().to(list))
         .route("/queries/{id}", web::get().to(children))
         .route("/queries/{id}", web::delete().to(delete))
@@ -75,7 +74,7 @@ pub(super) fn tag_map(v: Option<&Value>, field: &str) -> ApiResult<Vec<(Tag, Str
         .collect()
 }
 
-fn charset_term(state: &AppState) -> &'static str {
+pub(super) fn charset_term(state: &AppState) -> &'static str {
     state
         .runtime
         .default_encoding
@@ -342,7 +341,7 @@ const RETRIEVE_TAGS: [Tag; 6] = [
 ];
 
 /// `Simplify` / `Short` / `Full` of a retrieve's body: how its job shows the queries.
-fn query_format(body: &Value) -> String {
+pub(super) fn query_format(body: &Value) -> String {
     match TagFormat::from_body(body, TagFormat::Short) {
         TagFormat::Full => "Full",
         TagFormat::Short => "Short",
@@ -351,7 +350,7 @@ fn query_format(body: &Value) -> String {
     .to_string()
 }
 
-fn key(tag: Tag) -> String {
+pub(super) fn key(tag: Tag) -> String {
     format!("{:04x},{:04x}", tag.0, tag.1)
 }
 
@@ -426,55 +425,4 @@ async fn retrieve_all(
     let q = stored(&state, &id)?;
     let all: Vec<usize> = (0..q.answers.len()).collect();
     retrieve(&state, &q, &all, &body).await
-}
-
-/// `/modalities/{id}/move`: a C-MOVE per resource (a map of tags), as a job.
-async fn move_resources(
-    state: web::Data<AppState>,
-    name: web::Path<String>,
-    body: web::Bytes,
-) -> ApiResult<Answer> {
-    let body = body_json(&body)?;
-    let (Some(resources), Some(level)) = (body["Resources"].as_array(), body["Level"].as_str())
-    else {
-        return Err(ApiError::bad_request(
-            "Must provide a JSON body containing fields Resources and Level",
-        ));
-    };
-    let level = parse_level(level)?;
-    let mut query = Vec::with_capacity(resources.len());
-    for r in resources {
-        let mut item: BTreeMap<String, String> = tag_map(Some(r), "Resources")?
-            .into_iter()
-            .map(|(t, v)| (key(t), v))
-            .collect();
-        item.insert(
-            key(QUERY_RETRIEVE_LEVEL),
-            queries::level_term(level).to_string(),
-        );
-        query.push(item);
-    }
-    let text = |k: &str| -> ApiResult<String> {
-        match body.get(k) {
-            None => Ok(state.settings.dicom_aet.clone()),
-            Some(Value::String(s)) => Ok(s.clone()),
-            Some(_) => Err(ApiError::bad_request(format!("{k} must be a string"))),
-        }
-    };
-    let target = text("TargetAet")?;
-    let config = modality(&state, &name).await?;
-    let (remote, local) = remote_of(&state, &config, &body)?;
-    let job = MoveScuRequest {
-        remote_aet: remote.aet,
-        host: remote.host,
-        port: remote.port,
-        timeout: remote.timeout.as_secs(),
-        local_aet: local,
-        target_aet: target,
-        charset_term: charset_term(&state).to_string(),
-        query,
-        permissive: body["Permissive"].as_bool().unwrap_or(false),
-        query_format: query_format(&body),
-    };
-    transfer(&state, JobRequest::DicomMoveScu(Box::new(job)), &body).await
 }

@@ -4,6 +4,7 @@
 pub mod command;
 pub mod conn;
 pub mod error;
+pub mod get_scp;
 pub mod negotiate;
 pub mod part10;
 pub mod retrieve;
@@ -11,6 +12,7 @@ pub mod scp;
 pub mod scu;
 
 pub use error::DimseError;
+pub use get_scp::GetHandler;
 pub use retrieve::{Model, RetrieveOutcome};
 pub use scp::{
     serve, FindHandler, Handlers, LiveSettings, MoveHandler, MoveOutcome, ScpConfig, StoreContext,

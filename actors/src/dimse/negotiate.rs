@@ -19,6 +19,9 @@ pub const STUDY_ROOT_FIND: &str = "1.2.840.10008.5.1.4.1.2.2.1";
 /// Patient Root and Study Root Query/Retrieve Information Model - MOVE.
 pub const PATIENT_ROOT_MOVE: &str = "1.2.840.10008.5.1.4.1.2.1.2";
 pub const STUDY_ROOT_MOVE: &str = "1.2.840.10008.5.1.4.1.2.2.2";
+/// Patient Root and Study Root Query/Retrieve Information Model - GET.
+pub const PATIENT_ROOT_GET: &str = "1.2.840.10008.5.1.4.1.2.1.3";
+pub const STUDY_ROOT_GET: &str = "1.2.840.10008.5.1.4.1.2.2.3";
 /// DICOM application context name.
 pub const APPLICATION_CONTEXT: &str = "1.2.840.10008.3.1.1.1";
 /// Implicit VR Little Endian.
@@ -85,6 +88,16 @@ fn choose_ts(proposed: &[String], accepted: &[String], verification: bool) -> Op
     })
 }
 
+/// The SCU/SCP role selections the requestor proposed, all accepted: a C-GET requestor takes
+/// the SCP role of the storage classes, to receive the instances on its association.
+fn role_selections(rq: &AssociationRQ) -> Vec<UserVariableItem> {
+    rq.user_variables
+        .iter()
+        .filter(|uv| matches!(uv, UserVariableItem::ScuScpRoleSelectionSubItem(..)))
+        .cloned()
+        .collect()
+}
+
 /// Negotiates an association request against the SCP configuration.
 pub fn negotiate(rq: &AssociationRQ, config: &ScpConfig) -> Decision {
     if rq.protocol_version & 1 == 0 {
@@ -117,7 +130,8 @@ pub fn negotiate(rq: &AssociationRQ, config: &ScpConfig) -> Decision {
     for pc in &rq.presentation_contexts {
         let abstract_syntax = trim_uid(&pc.abstract_syntax);
         let query = (config.find && matches!(abstract_syntax, PATIENT_ROOT_FIND | STUDY_ROOT_FIND))
-            || (config.moves && matches!(abstract_syntax, PATIENT_ROOT_MOVE | STUDY_ROOT_MOVE));
+            || (config.moves && matches!(abstract_syntax, PATIENT_ROOT_MOVE | STUDY_ROOT_MOVE))
+            || (config.gets && matches!(abstract_syntax, PATIENT_ROOT_GET | STUDY_ROOT_GET));
         // Queries and echoes go in uncompressed little endian whatever is accepted for storage.
         let verification = abstract_syntax == VERIFICATION || query;
         let known = verification
@@ -164,7 +178,10 @@ pub fn negotiate(rq: &AssociationRQ, config: &ScpConfig) -> Decision {
             UserVariableItem::MaxLength(config.max_pdu_length),
             UserVariableItem::ImplementationClassUID(IMPLEMENTATION_CLASS_UID.to_string()),
             UserVariableItem::ImplementationVersionName(IMPLEMENTATION_VERSION_NAME.to_string()),
-        ],
+        ]
+        .into_iter()
+        .chain(role_selections(rq))
+        .collect(),
     });
     Decision::Accept {
         ac,

@@ -71,6 +71,7 @@ pub struct Handlers {
     pub store: Arc<dyn StoreHandler>,
     pub find: Option<Arc<dyn FindHandler>>,
     pub moves: Option<Arc<dyn MoveHandler>>,
+    pub gets: Option<Arc<dyn super::get_scp::GetHandler>>,
 }
 
 /// Configuration of the SCP (names of the matching Orthanc options in comments).
@@ -90,6 +91,8 @@ pub struct ScpConfig {
     pub find: bool,
     /// C-MOVE is offered (a [`MoveHandler`] is given).
     pub moves: bool,
+    /// C-GET is offered (a [`super::get_scp::GetHandler`] is given).
+    pub gets: bool,
     /// "DicomScpTimeout": read/write timeout on the socket (zero = none)
     pub timeout: Duration,
     /// "DicomThreadsCount": at most this many associations run at once. An
@@ -124,6 +127,7 @@ impl Default for ScpConfig {
             max_pdu_length: 16384,
             find: false,
             moves: false,
+            gets: false,
             timeout: Duration::from_secs(30),
             max_associations: 4,
             live: None,
@@ -380,6 +384,27 @@ fn handle_message(
                 Err(status) => status,
             };
             (C_FIND_RSP, status)
+        }
+        C_GET_RQ => {
+            return match &handler.gets {
+                Some(gets) => super::get_scp::serve_get(
+                    conn,
+                    gets.as_ref(),
+                    pc,
+                    message_id,
+                    msg.data,
+                    contexts,
+                    ctx,
+                ),
+                None => {
+                    let rsp = Command::new()
+                        .with_us(COMMAND_FIELD, C_GET_RSP)
+                        .with_us(MESSAGE_ID_RESPONDED, message_id)
+                        .with_us(DATA_SET_TYPE, NO_DATA_SET)
+                        .with_us(STATUS, STATUS_UNRECOGNIZED_OPERATION);
+                    conn.send_message(msg.pc_id, &rsp, None)
+                }
+            };
         }
         C_MOVE_RQ => {
             let destination = cmd.string(MOVE_DESTINATION).unwrap_or_default();

@@ -71,7 +71,7 @@ fn level_of(term: &str) -> Option<Level> {
 }
 
 /// The C-MOVE identifier of one query item: character set, level and unique keys.
-fn identifier(
+pub fn identifier(
     item: &BTreeMap<String, String>,
     charset: &str,
 ) -> Result<dicom_object::InMemDicomObject, JobError> {
