@@ -15,6 +15,7 @@ mod dicom_move;
 mod logging;
 mod rest;
 mod settings;
+mod storage_commitment;
 
 use pacsnode_actors::jobs::JobsConfig;
 use std::path::{Path, PathBuf};
@@ -268,6 +269,11 @@ async fn run(startup: Startup, logs: Arc<LogLevels>) -> Result<(Control, u16, u1
     )
     .await
     .context("cannot start the job queue")?;
+    let reports = Arc::new(pacsnode_actors::commitment_reports::CommitmentReports::new(
+        settings.raw["StorageCommitmentReportsSize"]
+            .as_u64()
+            .unwrap_or(100) as usize,
+    ));
     let dicom = if settings.dicom_server_enabled {
         let config = scp_config(&settings, &runtime);
         let find = dicom_find::CFind {
@@ -288,6 +294,11 @@ async fn run(startup: Startup, logs: Arc<LogLevels>) -> Result<(Control, u16, u1
             Some(Arc::new(find)),
             Some(retrieve.clone()),
             Some(retrieve),
+            Some(Arc::new(storage_commitment::Commitment {
+                reader: reader.clone(),
+                settings: settings.clone(),
+                reports: reports.clone(),
+            })),
         )
         .with_context(|| format!("cannot listen on DICOM port {}", settings.dicom_port))?;
         Some(server)
@@ -311,6 +322,7 @@ async fn run(startup: Startup, logs: Arc<LogLevels>) -> Result<(Control, u16, u1
         chunks: Default::default(),
         jobs,
         queries: pacsnode_actors::queries::QueryArchive::new(settings.query_retrieve_size()),
+        commitments: reports,
     });
     let compress = settings.http_compression_enabled;
     let keep_alive = if settings.keep_alive {
@@ -408,6 +420,7 @@ fn scp_config(settings: &Settings, runtime: &RuntimeState) -> ScpConfig {
         find: false,
         moves: false,
         gets: false,
+        commitment: false,
         timeout: Duration::from_secs(settings.dicom_scp_timeout),
         max_associations: settings.dicom_threads_count.max(1),
         live: Some(live),

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use actix::Addr;
 
+use crate::dimse::commitment::CommitmentHandler;
 use crate::dimse::{
     self, FindHandler, GetHandler, Handlers, MoveHandler, ScpConfig, StoreContext, StoreHandler,
 };
@@ -72,7 +73,9 @@ impl DicomServer {
         find: Option<Arc<dyn FindHandler>>,
         moves: Option<Arc<dyn MoveHandler>>,
         gets: Option<Arc<dyn GetHandler>>,
+        commitment: Option<Arc<dyn CommitmentHandler>>,
     ) -> std::io::Result<DicomServer> {
+        config.commitment = commitment.is_some();
         config.find = find.is_some();
         config.moves = moves.is_some();
         config.gets = gets.is_some();
@@ -84,6 +87,7 @@ impl DicomServer {
             find,
             moves,
             gets,
+            commitment,
         };
         let flag = stop.clone();
         let thread = std::thread::Builder::new()

@@ -13,6 +13,7 @@
 //! - [`lua`]: the Lua engine behind `/tools/execute-script` and the Lua callbacks.
 
 pub mod changes;
+pub mod commitment_reports;
 pub mod dicom_scp;
 pub mod dimse;
 pub mod find;

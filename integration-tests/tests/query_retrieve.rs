@@ -253,3 +253,71 @@ fn c_get_between_two_nodes_and_from_dcmtk_getscu() {
     let files: Vec<_> = std::fs::read_dir(out_dir.path()).unwrap().collect();
     assert_eq!(files.len(), 1, "{text}");
 }
+
+/// Polls a storage commitment report until the remote's answer came.
+fn committed(a: &Server, id: &str) -> Value {
+    let mut report = Value::Null;
+    integration_tests::wait_until(std::time::Duration::from_secs(10), || {
+        report = a.get(&format!("/storage-commitment/{id}"));
+        report["Status"] != "Pending"
+    });
+    report
+}
+
+#[test]
+fn storage_commitment_both_ways() {
+    let (a, b, f, _g) = two_nodes();
+    let class = "1.2.840.10008.5.1.4.1.1.2";
+    // A asks B, which holds f but not "nope": B answers with an event report of its own.
+    let asked = post(
+        &a,
+        "/modalities/b/storage-commitment",
+        json!({
+            "DicomInstances": [[class, f.sop_uid], {"SOPClassUID": class, "SOPInstanceUID": "1.2.3.nope"}],
+        }),
+    );
+    let id = asked["ID"].as_str().unwrap().to_string();
+    assert!(id.starts_with("2.25."), "{asked}");
+    let report = committed(&a, &id);
+    assert_eq!(report["Status"], "Failure", "{report}");
+    assert_eq!(report["RemoteAET"], "NODEB");
+    assert_eq!(report["Success"][0]["SOPInstanceUID"], f.sop_uid.as_str());
+    assert_eq!(report["Failures"][0]["SOPInstanceUID"], "1.2.3.nope");
+    assert_eq!(report["Failures"][0]["FailureReason"], 274);
+    assert_eq!(
+        a.send(
+            "POST",
+            &format!("/storage-commitment/{id}/remove"),
+            b"",
+            &[]
+        )
+        .0,
+        400
+    );
+
+    // A store with StorageCommitment: B commits what it received; A may then remove its copy.
+    assert_eq!(a.post("/instances", &f.dicom()).0, 200);
+    let stored = post(
+        &a,
+        "/modalities/b/store",
+        json!({
+            "Resources": [f.ids()[0]], "StorageCommitment": true,
+        }),
+    );
+    let uid = stored["StorageCommitmentTransactionUID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let report = committed(&a, &uid);
+    assert_eq!(report["Status"], "Success", "{report}");
+    assert_eq!(report["Success"][0]["SOPClassUID"], class);
+    post(&a, &format!("/storage-commitment/{uid}/remove"), json!({}));
+    assert_eq!(a.get("/statistics")["CountInstances"], 0);
+    assert_eq!(b.get("/statistics")["CountInstances"], 2);
+    assert_eq!(a.status("GET", "/storage-commitment/2.25.1"), 404);
+    assert_eq!(
+        a.send("POST", "/modalities/b/storage-commitment", b"{}", &[])
+            .0,
+        400
+    );
+}

@@ -11,6 +11,7 @@
 pub mod archive;
 pub mod bulk;
 pub mod changes;
+pub mod commitment;
 pub mod error;
 pub mod find;
 pub mod frames;
@@ -78,6 +79,8 @@ pub struct AppState {
     pub jobs: pacsnode_actors::jobs::Jobs,
     /// The queries made through `/modalities/{id}/query` (`/queries`).
     pub queries: pacsnode_actors::queries::QueryArchive,
+    /// The storage commitments asked for (`/storage-commitment`).
+    pub commitments: Arc<pacsnode_actors::commitment_reports::CommitmentReports>,
 }
 
 /// The whole route table.
@@ -99,6 +102,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     images::configure(cfg);
     modalities::configure(cfg);
     queries::configure(cfg);
+    commitment::configure(cfg);
     retrieve::configure(cfg);
     remotes::configure(cfg);
     tags::configure(cfg);

@@ -225,12 +225,31 @@ async fn store(
         log_exports: state.settings.log_exported_resources(),
         description: "REST API".into(),
     };
-    transfer(
+    let commit = body["StorageCommitment"].as_bool().unwrap_or(false);
+    let r = RemoteAe {
+        aet: request.remote_aet.clone(),
+        host: request.host.clone(),
+        port: request.port,
+        timeout: Duration::from_secs(request.timeout),
+    };
+    let l = request.local_aet.clone();
+    let sent = request.resources.clone();
+    let answer = transfer(
         &state,
         JobRequest::DicomModalityStore(Box::new(request)),
         &body,
     )
-    .await
+    .await?;
+    // `StorageCommitment`: once sent, ask the modality to commit what it received.
+    match answer {
+        Answer::Json(Value::Object(mut content)) if commit && content.contains_key("RemoteAet") => {
+            let refs = super::commitment::references_of(&state, sent).await?;
+            let uid = super::commitment::request(&state, r, l, refs).await?;
+            content.insert("StorageCommitmentTransactionUID".into(), json!(uid));
+            Ok(Answer::Json(Value::Object(content)))
+        }
+        other => Ok(other),
+    }
 }
 
 async fn store_straight(

@@ -45,6 +45,16 @@ pub const WARNING_SUBOPERATIONS: u16 = 0x1023;
 pub const STATUS_MOVE_DESTINATION_UNKNOWN: u16 = 0xA801;
 pub const STATUS_SUBOPERATIONS_FAILED: u16 = 0xA702;
 pub const STATUS_SUBOPERATIONS_WARNING: u16 = 0xB000;
+pub const N_EVENT_REPORT_RQ: u16 = 0x0100;
+pub const N_EVENT_REPORT_RSP: u16 = 0x8100;
+pub const N_ACTION_RQ: u16 = 0x0130;
+pub const N_ACTION_RSP: u16 = 0x8130;
+/// (0000,0003) Requested SOP Class UID, (0000,1001) Requested SOP Instance UID.
+pub const REQUESTED_SOP_CLASS_UID: u16 = 0x0003;
+pub const REQUESTED_SOP_INSTANCE_UID: u16 = 0x1001;
+/// (0000,1002) Event Type ID, (0000,1008) Action Type ID.
+pub const EVENT_TYPE_ID: u16 = 0x1002;
+pub const ACTION_TYPE_ID: u16 = 0x1008;
 pub const C_GET_RQ: u16 = 0x0010;
 pub const C_GET_RSP: u16 = 0x8010;
 pub const C_ECHO_RQ: u16 = 0x0030;

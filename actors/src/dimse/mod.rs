@@ -2,6 +2,7 @@
 //! `dicom-ul` PDU codec; the DIMSE message layer is implemented here.
 
 pub mod command;
+pub mod commitment;
 pub mod conn;
 pub mod error;
 pub mod get_scp;

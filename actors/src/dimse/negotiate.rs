@@ -133,7 +133,9 @@ pub fn negotiate(rq: &AssociationRQ, config: &ScpConfig) -> Decision {
             || (config.moves && matches!(abstract_syntax, PATIENT_ROOT_MOVE | STUDY_ROOT_MOVE))
             || (config.gets && matches!(abstract_syntax, PATIENT_ROOT_GET | STUDY_ROOT_GET));
         // Queries and echoes go in uncompressed little endian whatever is accepted for storage.
-        let verification = abstract_syntax == VERIFICATION || query;
+        let verification = abstract_syntax == VERIFICATION
+            || query
+            || (config.commitment && abstract_syntax == super::commitment::STORAGE_COMMITMENT);
         let known = verification
             || config.accept_unknown_sop_classes
             || is_storage_sop_class(abstract_syntax);

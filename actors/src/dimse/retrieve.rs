@@ -89,7 +89,7 @@ fn context_of(a: &Association, sop_class: &str) -> Result<(u8, String), DimseErr
         })
 }
 
-fn encode(ds: &InMemDicomObject, ts: &str) -> Result<Vec<u8>, DimseError> {
+pub(super) fn encode(ds: &InMemDicomObject, ts: &str) -> Result<Vec<u8>, DimseError> {
     let ts = TransferSyntaxRegistry
         .get(ts)
         .ok_or_else(|| DimseError::Protocol(format!("unknown transfer syntax {ts}")))?;
@@ -99,7 +99,7 @@ fn encode(ds: &InMemDicomObject, ts: &str) -> Result<Vec<u8>, DimseError> {
     Ok(out)
 }
 
-fn decode(bytes: &[u8], ts: &str) -> Result<InMemDicomObject, DimseError> {
+pub(super) fn decode(bytes: &[u8], ts: &str) -> Result<InMemDicomObject, DimseError> {
     let ts = TransferSyntaxRegistry
         .get(ts)
         .ok_or_else(|| DimseError::Protocol(format!("unknown transfer syntax {ts}")))?;

@@ -72,6 +72,7 @@ pub struct Handlers {
     pub find: Option<Arc<dyn FindHandler>>,
     pub moves: Option<Arc<dyn MoveHandler>>,
     pub gets: Option<Arc<dyn super::get_scp::GetHandler>>,
+    pub commitment: Option<Arc<dyn super::commitment::CommitmentHandler>>,
 }
 
 /// Configuration of the SCP (names of the matching Orthanc options in comments).
@@ -93,6 +94,8 @@ pub struct ScpConfig {
     pub moves: bool,
     /// C-GET is offered (a [`super::get_scp::GetHandler`] is given).
     pub gets: bool,
+    /// Storage commitment is offered (a [`super::commitment::CommitmentHandler`] is given).
+    pub commitment: bool,
     /// "DicomScpTimeout": read/write timeout on the socket (zero = none)
     pub timeout: Duration,
     /// "DicomThreadsCount": at most this many associations run at once. An
@@ -128,6 +131,7 @@ impl Default for ScpConfig {
             find: false,
             moves: false,
             gets: false,
+            commitment: false,
             timeout: Duration::from_secs(30),
             max_associations: 4,
             live: None,
@@ -384,6 +388,10 @@ fn handle_message(
                 Err(status) => status,
             };
             (C_FIND_RSP, status)
+        }
+        N_ACTION_RQ | N_EVENT_REPORT_RQ => {
+            let h = handler.commitment.as_deref();
+            return super::commitment::serve(conn, h, pc, msg, ctx);
         }
         C_GET_RQ => {
             return match &handler.gets {
