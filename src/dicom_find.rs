@@ -14,7 +14,8 @@ use pacsnode_actors::dimse::{FindHandler, StoreContext};
 use pacsnode_actors::find::{self, FindQuery};
 use pacsnode_actors::index::{read, IndexError, IndexReader};
 use pacsnode_actors::model::dicom::orthanc_json::is_string_vr as is_text;
-use pacsnode_actors::model::dicom::PrivateDictionary;
+use pacsnode_actors::model::dicom::parse::is_text_vr;
+use pacsnode_actors::model::dicom::{charset, Encoding, PrivateDictionary};
 use pacsnode_actors::model::main_tags::{self, TagNum};
 use pacsnode_actors::model::Level;
 use serde_json::Value;
@@ -35,6 +36,8 @@ pub struct CFind {
     pub reader: IndexReader,
     pub dictionary: Arc<PrivateDictionary>,
     pub settings: Arc<Settings>,
+    /// `DefaultEncoding` (changed at run time by `/tools/default-encoding`): answers use it.
+    pub default_encoding: Arc<std::sync::RwLock<Encoding>>,
 }
 
 /// A key of the identifier: its tag and VR.
@@ -87,11 +90,15 @@ impl CFind {
         keys: &[Key],
         found: &serde_json::Map<String, Value>,
     ) -> InMemDicomObject {
+        let encoding = *self
+            .default_encoding
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
         let mut out = InMemDicomObject::new_empty();
         out.put(DataElement::new(
             SPECIFIC_CHARACTER_SET,
             VR::CS,
-            "ISO_IR 192",
+            encoding.to_specific_character_set(),
         ));
         out.put(DataElement::new(QUERY_RETRIEVE_LEVEL, VR::CS, level_text));
         out.put(DataElement::new(
@@ -101,6 +108,14 @@ impl CFind {
         ));
         for key in keys {
             let value = match found.get(&main_tags::tag_key((key.tag.0, key.tag.1))) {
+                // Text in the answer's character set, padded as DICOM wants.
+                Some(Value::String(s)) if is_text_vr(key.vr) => {
+                    let mut bytes = charset::encode(s, encoding);
+                    if bytes.len() % 2 == 1 {
+                        bytes.push(b' ');
+                    }
+                    PrimitiveValue::U8(bytes.into())
+                }
                 Some(Value::String(s)) if is_text(key.vr) => PrimitiveValue::from(s.as_str()),
                 Some(Value::String(s)) => number(key.vr, s).unwrap_or(PrimitiveValue::Empty),
                 _ => PrimitiveValue::Empty,

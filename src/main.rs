@@ -280,6 +280,7 @@ async fn run(startup: Startup, logs: Arc<LogLevels>) -> Result<(Control, u16, u1
             reader: reader.clone(),
             dictionary: dictionary.clone(),
             settings: settings.clone(),
+            default_encoding: runtime.default_encoding.clone(),
         };
         let retrieve = Arc::new(dicom_move::CMove {
             reader: reader.clone(),

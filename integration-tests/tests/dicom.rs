@@ -395,3 +395,26 @@ fn dcmtk_movescu_to_a_declared_modality() {
         == "Success"));
     assert_eq!(a.get(&path)["Type"], "DicomModalityStore");
 }
+
+#[test]
+fn findscu_answers_in_the_default_encoding() {
+    if dcmtk("findscu").is_none() {
+        eprintln!("DCMTK is not installed: skipped (CI installs it)");
+        return;
+    }
+    let server = Server::start(json!({}));
+    let f = Fixture::new("cfind-charset", 1);
+    assert_eq!(server.post("/instances", &f.dicom()).0, 200);
+    let keys = [
+        "QueryRetrieveLevel=STUDY",
+        "SpecificCharacterSet",
+        "PatientName",
+    ];
+    let answer = &findscu(server.dicom_port, "-S", &keys)[0];
+    assert!(answer.contains("[ISO_IR 100]"), "{answer}"); // Latin1, the default
+    assert!(answer.contains("DOE^cfind-charset"), "{answer}");
+    let (status, _) = server.send("PUT", "/tools/default-encoding", b"Cyrillic", &[]);
+    assert_eq!(status, 200);
+    let answer = &findscu(server.dicom_port, "-S", &keys)[0];
+    assert!(answer.contains("[ISO_IR 144]"), "{answer}");
+}

@@ -176,6 +176,39 @@ pub fn decode(bytes: &[u8], enc: Encoding, code_extensions: bool) -> String {
     }
 }
 
+/// Encodes UTF-8 text in `enc`, dropping the characters it cannot represent (as Orthanc
+/// does when it writes answers in `DefaultEncoding`).
+pub fn encode(text: &str, enc: Encoding) -> Vec<u8> {
+    match enc {
+        Encoding::Utf8 => text.as_bytes().to_vec(),
+        Encoding::Ascii => text.bytes().filter(|c| is_ascii_char(*c)).collect(),
+        Encoding::Latin1 => text
+            .chars()
+            .filter_map(|c| u8::try_from(u32::from(c)).ok())
+            .collect(),
+        Encoding::Thai => text
+            .chars()
+            .filter_map(|c| match u32::from(c) {
+                v @ 0..=0x7f => Some(v as u8),
+                v @ 0x0e01..=0x0e5b => Some((v - 0x0e01 + 0xa1) as u8),
+                _ => None,
+            })
+            .collect(),
+        _ => {
+            let codec = enc.encoding_rs();
+            let mut out = Vec::with_capacity(text.len());
+            let mut buf = [0u8; 4];
+            for c in text.chars() {
+                let (bytes, _, unmappable) = codec.encode(c.encode_utf8(&mut buf));
+                if !unmappable {
+                    out.extend_from_slice(&bytes);
+                }
+            }
+            out
+        }
+    }
+}
+
 /// TIS-620 (no windows-874 extensions in 0x80-0x9f).
 fn decode_thai(b: &[u8]) -> String {
     b.iter()
@@ -239,6 +272,21 @@ pub fn detect(ds: &DataSet, default: Encoding) -> (Encoding, bool) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn encode_drops_what_cannot_be_represented() {
+        let text = "Test-éДﾈİ";
+        assert_eq!(encode(text, Encoding::Latin1), b"Test-\xe9".to_vec());
+        assert_eq!(encode(text, Encoding::Ascii), b"Test-".to_vec());
+        assert_eq!(encode(text, Encoding::Cyrillic), b"Test-\xb4".to_vec());
+        assert_eq!(encode(text, Encoding::Latin5), b"Test-\xe9\xdd".to_vec());
+        assert_eq!(encode("ﾈ", Encoding::Japanese), vec![0xc8]);
+        assert_eq!(encode(text, Encoding::Utf8), text.as_bytes());
+        assert_eq!(
+            decode(&encode("ก", Encoding::Thai), Encoding::Thai, false),
+            "ก"
+        );
+    }
+
     use super::*;
 
     #[test]
