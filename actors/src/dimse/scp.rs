@@ -196,7 +196,7 @@ pub fn serve(
         let (stream, peer) = match listener.accept() {
             Ok(accepted) => accepted,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(5));
+                wait_readable(&listener, Duration::from_millis(200));
                 continue;
             }
             Err(e) => {
@@ -225,6 +225,26 @@ pub fn serve(
         }
     }
     debug!("DICOM SCP: stopped");
+}
+
+/// Waits until the listener has a connection to accept (or `timeout`, to look at the stop
+/// flag again): an association starts at once, where sleeping between polls delayed each
+/// by milliseconds.
+#[cfg(unix)]
+fn wait_readable(listener: &TcpListener, timeout: Duration) {
+    use std::os::fd::AsRawFd;
+    let mut fd = libc::pollfd {
+        fd: listener.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd for the duration of the call.
+    unsafe { libc::poll(&mut fd, 1, timeout.as_millis() as libc::c_int) };
+}
+
+#[cfg(not(unix))]
+fn wait_readable(_listener: &TcpListener, _timeout: Duration) {
+    std::thread::sleep(Duration::from_millis(5));
 }
 
 /// Reads the A-ASSOCIATE-RQ of a connection we have no room for and refuses it.
