@@ -321,3 +321,62 @@ fn storage_commitment_both_ways() {
         400
     );
 }
+
+#[test]
+fn deprecated_find_routes_of_the_seed() {
+    let (a, _b, f, _g) = two_nodes();
+    let patients = post(
+        &a,
+        "/modalities/b/find-patient",
+        json!({"PatientName": "DOE*", "PatientSex": ""}),
+    );
+    assert_eq!(patients.as_array().map(Vec::len), Some(2), "{patients}");
+    assert_eq!(patients[0]["QueryRetrieveLevel"], "PATIENT");
+    let studies = post(
+        &a,
+        "/modalities/b/find-study",
+        json!({"PatientID": f.patient_id}),
+    );
+    assert_eq!(
+        studies[0]["StudyInstanceUID"],
+        f.study_uid.as_str(),
+        "{studies}"
+    );
+    assert_eq!(studies[0]["StudyDescription"], "Chest CT");
+    let series = post(
+        &a,
+        "/modalities/b/find-series",
+        json!({
+            "PatientID": f.patient_id, "StudyInstanceUID": f.study_uid,
+        }),
+    );
+    assert_eq!(
+        series[0]["SeriesInstanceUID"],
+        f.series_uid.as_str(),
+        "{series}"
+    );
+    assert_eq!(series[0]["Modality"], "CT");
+    let instances = post(
+        &a,
+        "/modalities/b/find-instance",
+        json!({
+            "PatientID": f.patient_id, "StudyInstanceUID": f.study_uid, "SeriesInstanceUID": f.series_uid,
+        }),
+    );
+    assert_eq!(
+        instances[0]["SOPInstanceUID"],
+        f.sop_uid.as_str(),
+        "{instances}"
+    );
+    // As Orthanc: a study query needs a PatientID or an AccessionNumber.
+    assert_eq!(
+        a.send("POST", "/modalities/b/find-study", b"{}", &[]).0,
+        400
+    );
+    let all = post(&a, "/modalities/b/find", json!({"PatientID": f.patient_id}));
+    assert_eq!(
+        all[0]["Studies"][0]["Series"][0]["SeriesInstanceUID"],
+        f.series_uid.as_str(),
+        "{all}"
+    );
+}

@@ -14,6 +14,7 @@ pub mod changes;
 pub mod commitment;
 pub mod error;
 pub mod find;
+pub mod find_scu;
 pub mod frames;
 pub mod images;
 pub mod jobs;
@@ -104,6 +105,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     queries::configure(cfg);
     commitment::configure(cfg);
     retrieve::configure(cfg);
+    find_scu::configure(cfg);
     remotes::configure(cfg);
     tags::configure(cfg);
     metadata::configure(cfg);
