@@ -123,7 +123,7 @@ fn query_of(level: Level, body: &[(Tag, String)]) -> Vec<(Tag, String)> {
     q
 }
 
-fn value<'a>(q: &'a [(Tag, String)], tag: Tag) -> &'a str {
+fn value(q: &[(Tag, String)], tag: Tag) -> &str {
     q.iter()
         .find(|(t, _)| *t == tag)
         .map_or("", |(_, v)| v.as_str())
