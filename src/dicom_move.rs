@@ -27,14 +27,16 @@ const UNABLE_TO_PROCESS: u16 = 0xC000;
 const IDENTIFIER_DOES_NOT_MATCH: u16 = 0xA900;
 const MOVE_DESTINATION_UNKNOWN: u16 = 0xA801;
 const SUBOPERATIONS_FAILED: u16 = 0xA702;
-/// The keys that select what is moved.
-const KEYS: [(u16, u16); 5] = [
-    (0x0010, 0x0020),
-    (0x0020, 0x000d),
-    (0x0020, 0x000e),
-    (0x0008, 0x0018),
-    (0x0008, 0x0050),
-];
+/// The keys that select what is moved at a level, as Orthanc reads them: the level's unique
+/// key (and the AccessionNumber for studies); keys of other levels are ignored.
+fn keys(level: Level) -> &'static [(u16, u16)] {
+    match level {
+        Level::Patient => &[(0x0010, 0x0020)],
+        Level::Study => &[(0x0020, 0x000d), (0x0008, 0x0050)],
+        Level::Series => &[(0x0020, 0x000e)],
+        Level::Instance => &[(0x0008, 0x0018)],
+    }
+}
 
 /// Answers C-MOVE requests with jobs.
 pub struct CMove {
@@ -99,7 +101,7 @@ impl CMove {
             Err(_) => return Err(IDENTIFIER_DOES_NOT_MATCH),
         };
         let mut q = FindQuery::new(level);
-        for tag in KEYS {
+        for &tag in keys(level) {
             let value = query
                 .element(Tag(tag.0, tag.1))
                 .ok()
