@@ -103,8 +103,11 @@ impl DicomServer {
 
 impl Drop for DicomServer {
     fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        // The accept loop notices within milliseconds; wait for it so the port is free again.
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        // Wake the accept loop (it waits for a connection) so that it sees the flag at once,
+        // then wait for it so that the port is free again.
+        let wake = std::net::SocketAddr::from(([127, 0, 0, 1], self.port));
+        let _ = std::net::TcpStream::connect_timeout(&wake, std::time::Duration::from_millis(100));
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
