@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use super::error::{ApiError, ApiResult};
 use super::modalities::{modality, network_error, remote_of};
-use super::queries::{charset_term, tag_map};
+use super::queries::{charset_term, json_options, tag_map};
 use super::respond::Answer;
 use super::tools::parse_json;
 use super::AppState;
@@ -172,15 +172,7 @@ where
     let config = modality(state, name).await?;
     let (remote, local) = remote_of(state, &config, &Value::Object(Map::new()))?;
     let term = charset_term(state);
-    let opts = JsonOptions {
-        default_encoding: *state
-            .runtime
-            .default_encoding
-            .read()
-            .unwrap_or_else(|e| e.into_inner()),
-        dictionary: state.dictionary.clone(),
-        ..Default::default()
-    };
+    let opts = json_options(state);
     let answer = web::block(move || run(&remote, &local, query, term, &opts))
         .await?
         .map_err(network_error)?;

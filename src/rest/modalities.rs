@@ -121,12 +121,7 @@ async fn run_echo(
                 .as_bool()
                 .unwrap_or(false)
         });
-    let charset = state
-        .runtime
-        .default_encoding
-        .read()
-        .map(|e| e.to_specific_character_set())
-        .unwrap_or("ISO_IR 100");
+    let charset = super::queries::charset_term(state);
     web::block(move || {
         dimse::echo(&local, &remote)?;
         if check_find {

@@ -83,7 +83,7 @@ pub(super) fn charset_term(state: &AppState) -> &'static str {
         .unwrap_or("ISO_IR 100")
 }
 
-fn json_options(state: &AppState) -> JsonOptions {
+pub(super) fn json_options(state: &AppState) -> JsonOptions {
     JsonOptions {
         default_encoding: *state
             .runtime

@@ -107,6 +107,31 @@ pub(super) fn decode(bytes: &[u8], ts: &str) -> Result<InMemDicomObject, DimseEr
         .map_err(|e| DimseError::Protocol(format!("unreadable C-FIND answer: {e}")))
 }
 
+/// Sends a query/retrieve request (`field`, on `sop_class`'s context) with its identifier;
+/// answers its message id and the context's transfer syntax.
+fn send_request(
+    a: &mut Association,
+    sop_class: &str,
+    field: u16,
+    identifier: &InMemDicomObject,
+    destination: Option<&str>,
+) -> Result<(u16, String), DimseError> {
+    let (pc, ts) = context_of(a, sop_class)?;
+    let message_id = a.next_id();
+    let mut rq = Command::new()
+        .with_uid(AFFECTED_SOP_CLASS_UID, sop_class)
+        .with_us(COMMAND_FIELD, field)
+        .with_us(MESSAGE_ID, message_id)
+        .with_us(PRIORITY, 0)
+        .with_us(DATA_SET_TYPE, DATA_SET_PRESENT);
+    if let Some(aet) = destination {
+        rq = rq.with_text(MOVE_DESTINATION, aet);
+    }
+    a.conn
+        .send_message(pc, &rq, Some(&encode(identifier, &ts)?))?;
+    Ok((message_id, ts))
+}
+
 /// C-FIND SCU: the answers of the remote to `identifier`, in the order received.
 pub fn find(
     local_aet: &str,
@@ -118,16 +143,7 @@ pub fn find(
     let proposed = [(sop_class.to_string(), uncompressed())];
     let association = Association::request(local_aet, remote, &proposed)?;
     association.run(|a| {
-        let (pc, ts) = context_of(a, sop_class)?;
-        let message_id = a.next_id();
-        let rq = Command::new()
-            .with_uid(AFFECTED_SOP_CLASS_UID, sop_class)
-            .with_us(COMMAND_FIELD, C_FIND_RQ)
-            .with_us(MESSAGE_ID, message_id)
-            .with_us(PRIORITY, 0)
-            .with_us(DATA_SET_TYPE, DATA_SET_PRESENT);
-        a.conn
-            .send_message(pc, &rq, Some(&encode(identifier, &ts)?))?;
+        let (message_id, ts) = send_request(a, sop_class, C_FIND_RQ, identifier, None)?;
         let mut answers = Vec::new();
         loop {
             let msg = response(a, C_FIND_RSP, message_id)?;
@@ -197,17 +213,7 @@ pub fn move_to(
     let proposed = [(sop_class.to_string(), uncompressed())];
     let association = Association::request(local_aet, remote, &proposed)?;
     association.run(|a| {
-        let (pc, ts) = context_of(a, sop_class)?;
-        let message_id = a.next_id();
-        let rq = Command::new()
-            .with_uid(AFFECTED_SOP_CLASS_UID, sop_class)
-            .with_us(COMMAND_FIELD, C_MOVE_RQ)
-            .with_us(MESSAGE_ID, message_id)
-            .with_us(PRIORITY, 0)
-            .with_us(DATA_SET_TYPE, DATA_SET_PRESENT)
-            .with_text(MOVE_DESTINATION, destination);
-        a.conn
-            .send_message(pc, &rq, Some(&encode(identifier, &ts)?))?;
+        let (message_id, _) = send_request(a, sop_class, C_MOVE_RQ, identifier, Some(destination))?;
         loop {
             let msg = response(a, C_MOVE_RSP, message_id)?;
             let o = outcome(&msg.command);
@@ -242,16 +248,7 @@ pub fn get(
     }
     let association = Association::request_with(local_aet, remote, &proposed, roles)?;
     association.run(|a| {
-        let (pc, ts) = context_of(a, sop_class)?;
-        let message_id = a.next_id();
-        let rq = Command::new()
-            .with_uid(AFFECTED_SOP_CLASS_UID, sop_class)
-            .with_us(COMMAND_FIELD, C_GET_RQ)
-            .with_us(MESSAGE_ID, message_id)
-            .with_us(PRIORITY, 0)
-            .with_us(DATA_SET_TYPE, DATA_SET_PRESENT);
-        a.conn
-            .send_message(pc, &rq, Some(&encode(identifier, &ts)?))?;
+        let (message_id, _) = send_request(a, sop_class, C_GET_RQ, identifier, None)?;
         loop {
             let msg = match a.conn.recv_message()? {
                 Incoming::Message(msg) => msg,
