@@ -5,7 +5,6 @@
 //! that job is done (`SynchronousCMove`). Runs on the association's thread.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use dicom_core::Tag;
 use dicom_encoding::TransferSyntaxIndex;
@@ -60,14 +59,7 @@ impl CMove {
 
     /// Waits for a job to end; answers its JSON.
     fn wait(&self, id: &str) -> Result<Value, u16> {
-        loop {
-            let info =
-                futures_executor::block_on(self.jobs.info(id)).map_err(|_| SUBOPERATIONS_FAILED)?;
-            if matches!(info["State"].as_str(), Some("Success" | "Failure")) {
-                return Ok(info);
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        futures_executor::block_on(self.jobs.wait(id)).map_err(|_| SUBOPERATIONS_FAILED)
     }
 }
 

@@ -145,6 +145,8 @@ pub(crate) enum Msg {
     ),
     DropOutput(String, oneshot::Sender<bool>),
     Finished(String, Result<JobDone, JobError>),
+    /// Answers when the job has ended.
+    Wait(String, oneshot::Sender<Result<Value, JobError>>),
 }
 
 /// What `/jobs/{id}/{action}` asks.
@@ -206,15 +208,10 @@ impl Jobs {
         self.ask(|tx| Msg::DropOutput(id.to_string(), tx)).await
     }
 
-    /// Waits until a job is finished; answers its JSON.
+    /// Waits until a job is finished (the queue answers when it ends); answers its JSON.
+    /// Needs no timer: callable from a blocking thread through `block_on`.
     pub async fn wait(&self, id: &str) -> Result<Value, JobError> {
-        loop {
-            let info = self.info(id).await?;
-            if matches!(info["State"].as_str(), Some("Success" | "Failure")) {
-                return Ok(info);
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+        self.ask(|tx| Msg::Wait(id.to_string(), tx)).await?
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::{now, run, Control, JobContext, JobDone, JobError, JobRequest, Jobs, JobsConfig, Msg};
 use crate::index::{jobs as sql, IndexError, IndexReader, IndexWriter, JobRow};
@@ -30,6 +30,8 @@ struct Queue {
     me: mpsc::Sender<Msg>,
     running: HashMap<String, Running>,
     outputs: VecDeque<String>,
+    /// Who waits for the end of a job (`Jobs::wait`).
+    waiters: HashMap<String, Vec<oneshot::Sender<Result<Value, JobError>>>>,
 }
 
 /// Starts the queue: jobs left pending or running by the previous run are queued again
@@ -69,6 +71,7 @@ pub async fn start(
         me: tx.clone(),
         running: HashMap::new(),
         outputs: VecDeque::new(),
+        waiters: HashMap::new(),
     };
     tokio::spawn(async move {
         q.pump().await;
@@ -107,6 +110,11 @@ impl Queue {
             }
             Msg::Control(id, c, tx) => {
                 let _ = tx.send(self.control(&id, c).await);
+                self.notify(&id).await;
+            }
+            Msg::Wait(id, tx) => {
+                self.waiters.entry(id.clone()).or_default().push(tx);
+                self.notify(&id).await;
             }
             Msg::Output(id, tx) => {
                 let found = match self.row(&id).await {
@@ -131,8 +139,24 @@ impl Queue {
                 if let Err(e) = self.finished(&id, result).await {
                     tracing::error!("job {id}: cannot record its end: {e}");
                 }
+                self.notify(&id).await;
                 self.pump().await;
             }
+        }
+    }
+
+    /// Answers those waiting for a job if it has ended (or does not exist).
+    async fn notify(&mut self, id: &str) {
+        if !self.waiters.contains_key(id) {
+            return;
+        }
+        let answer = match self.row(id).await {
+            Ok(row) if matches!(row.state.as_str(), "Success" | "Failure") => Ok(self.json(&row)),
+            Ok(_) => return,
+            Err(e) => Err(e),
+        };
+        for tx in self.waiters.remove(id).unwrap_or_default() {
+            let _ = tx.send(answer.clone());
         }
     }
 
