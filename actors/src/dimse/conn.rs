@@ -133,22 +133,33 @@ impl Conn {
         let count = pieces.len();
         for (i, piece) in pieces.into_iter().enumerate() {
             let is_last = i + 1 == count;
-            let mut data = piece.to_vec();
-            if is_last && data.len() % 2 == 1 {
-                // fragments must have an even length; an odd data set (e.g. a
-                // deflated stream) gets the trailing NUL padding of PS3.5 A.5
-                data.push(0);
-            }
-            let pdu = Pdu::PData {
-                data: vec![PDataValue {
-                    presentation_context_id: pc_id,
-                    value_type: kind.clone(),
-                    is_last,
-                    data,
-                }],
-            };
-            self.send_pdu(&pdu)?;
+            // fragments must have an even length; an odd data set (e.g. a deflated stream)
+            // gets the trailing NUL padding of PS3.5 A.5
+            let pad = usize::from(is_last && piece.len() % 2 == 1);
+            self.write_p_data(pc_id, &kind, is_last, piece, pad)?;
         }
+        Ok(())
+    }
+
+    /// Writes one P-DATA-TF PDU holding one PDV (PS3.8 9.3.5), copying the fragment once.
+    fn write_p_data(
+        &mut self,
+        pc_id: u8,
+        kind: &PDataValueType,
+        is_last: bool,
+        piece: &[u8],
+        pad: usize,
+    ) -> Result<(), DimseError> {
+        let pdv_len = (piece.len() + pad + 2) as u32;
+        let control = u8::from(matches!(kind, PDataValueType::Command)) | (u8::from(is_last) << 1);
+        self.write_buf.clear();
+        self.write_buf.extend_from_slice(&[0x04, 0]);
+        self.write_buf.extend_from_slice(&(pdv_len + 4).to_be_bytes());
+        self.write_buf.extend_from_slice(&pdv_len.to_be_bytes());
+        self.write_buf.extend_from_slice(&[pc_id, control]);
+        self.write_buf.extend_from_slice(piece);
+        self.write_buf.resize(self.write_buf.len() + pad, 0);
+        self.stream.write_all(&self.write_buf)?;
         Ok(())
     }
 
