@@ -226,11 +226,14 @@ async fn answers(
     }
     let format = to_format(TagFormat::from_request(&req, TagFormat::Full)?);
     let opts = json_options(&state);
-    let all: Vec<Value> = q
-        .answers
-        .iter()
-        .map(|a| queries::to_json(a, format, &opts))
-        .collect();
+    // Encoding and parsing every answer is CPU work: off the async threads.
+    let all: Vec<Value> = web::block(move || {
+        q.answers
+            .iter()
+            .map(|a| queries::to_json(a, format, &opts))
+            .collect()
+    })
+    .await?;
     Ok(Answer::Json(Value::Array(all)))
 }
 

@@ -154,7 +154,8 @@ impl Conn {
         let control = u8::from(matches!(kind, PDataValueType::Command)) | (u8::from(is_last) << 1);
         self.write_buf.clear();
         self.write_buf.extend_from_slice(&[0x04, 0]);
-        self.write_buf.extend_from_slice(&(pdv_len + 4).to_be_bytes());
+        self.write_buf
+            .extend_from_slice(&(pdv_len + 4).to_be_bytes());
         self.write_buf.extend_from_slice(&pdv_len.to_be_bytes());
         self.write_buf.extend_from_slice(&[pc_id, control]);
         self.write_buf.extend_from_slice(piece);
