@@ -10,6 +10,7 @@
 //! - [`rest`]: the actix-web front end, one module per family of routes.
 //! - The actors (ingestion, index, changes, Lua) live in the `pacsnode-actors` crate.
 
+mod dicom_access;
 mod dicom_find;
 mod dicom_move;
 mod logging;
@@ -288,20 +289,22 @@ async fn run(startup: Startup, logs: Arc<LogLevels>) -> Result<(Control, u16, u1
             settings: settings.clone(),
             storage: storage.clone(),
         });
-        let server = DicomServer::start(
-            settings.dicom_port,
-            config,
-            ingest.clone(),
-            Some(Arc::new(find)),
-            Some(retrieve.clone()),
-            Some(retrieve),
-            Some(Arc::new(storage_commitment::Commitment {
+        let services = pacsnode_actors::dicom_scp::Services {
+            find: Some(Arc::new(find)),
+            moves: Some(retrieve.clone()),
+            gets: Some(retrieve),
+            commitment: Some(Arc::new(storage_commitment::Commitment {
                 reader: reader.clone(),
                 settings: settings.clone(),
                 reports: reports.clone(),
             })),
-        )
-        .with_context(|| format!("cannot listen on DICOM port {}", settings.dicom_port))?;
+            access: Some(Arc::new(dicom_access::Access {
+                reader: reader.clone(),
+                settings: settings.clone(),
+            })),
+        };
+        let server = DicomServer::start(settings.dicom_port, config, ingest.clone(), services)
+            .with_context(|| format!("cannot listen on DICOM port {}", settings.dicom_port))?;
         Some(server)
     } else {
         None

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use actix::Addr;
 
 use crate::dimse::commitment::CommitmentHandler;
+use crate::dimse::AccessHandler;
 use crate::dimse::{
     self, FindHandler, GetHandler, Handlers, MoveHandler, ScpConfig, StoreContext, StoreHandler,
 };
@@ -57,6 +58,16 @@ impl StoreHandler for IngestHandler {
     }
 }
 
+/// The DICOM services the server offers besides C-ECHO and C-STORE, and its access rules.
+#[derive(Default)]
+pub struct Services {
+    pub find: Option<Arc<dyn FindHandler>>,
+    pub moves: Option<Arc<dyn MoveHandler>>,
+    pub gets: Option<Arc<dyn GetHandler>>,
+    pub commitment: Option<Arc<dyn CommitmentHandler>>,
+    pub access: Option<Arc<dyn AccessHandler>>,
+}
+
 /// A running DICOM server; stops accepting when dropped.
 pub struct DicomServer {
     pub port: u16,
@@ -65,29 +76,28 @@ pub struct DicomServer {
 }
 
 impl DicomServer {
-    /// Binds `port` (0 = any free port) and serves on a dedicated thread.
+    /// Binds `port` (0 = any free port) and serves on a dedicated thread: C-STORE goes to the
+    /// ingestion, the other services to the handlers given.
     pub fn start(
         port: u16,
         mut config: ScpConfig,
         ingest: Addr<IngestActor>,
-        find: Option<Arc<dyn FindHandler>>,
-        moves: Option<Arc<dyn MoveHandler>>,
-        gets: Option<Arc<dyn GetHandler>>,
-        commitment: Option<Arc<dyn CommitmentHandler>>,
+        services: Services,
     ) -> std::io::Result<DicomServer> {
-        config.commitment = commitment.is_some();
-        config.find = find.is_some();
-        config.moves = moves.is_some();
-        config.gets = gets.is_some();
+        config.commitment = services.commitment.is_some();
+        config.find = services.find.is_some();
+        config.moves = services.moves.is_some();
+        config.gets = services.gets.is_some();
         let listener = TcpListener::bind(("0.0.0.0", port))?;
         let port = listener.local_addr()?.port();
         let stop = Arc::new(AtomicBool::new(false));
         let handler = Handlers {
             store: Arc::new(IngestHandler { ingest }),
-            find,
-            moves,
-            gets,
-            commitment,
+            find: services.find,
+            moves: services.moves,
+            gets: services.gets,
+            commitment: services.commitment,
+            access: services.access,
         };
         let flag = stop.clone();
         let thread = std::thread::Builder::new()

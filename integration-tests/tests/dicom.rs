@@ -218,7 +218,7 @@ fn dcmtk_findscu_at_every_level() {
         eprintln!("DCMTK is not installed: skipped (CI installs it)");
         return;
     }
-    let server = Server::start(json!({}));
+    let server = Server::start(json!({ "DicomAlwaysAllowFind": true }));
     let port = server.dicom_port;
     let (a, b) = (Fixture::new("cfind-a", 1), Fixture::new("cfind-b", 1));
     for f in [&a, &b, &Fixture::new("cfind-b", 2)] {
@@ -329,6 +329,7 @@ fn dcmtk_movescu_to_a_declared_modality() {
     };
     let b = Server::start(json!({ "DicomAet": "NODEB" }));
     let a = Server::start(json!({
+        "DicomAlwaysAllowMove": true,
         "DicomModalities": {
             "b": { "AET": "NODEB", "Host": "127.0.0.1", "Port": b.dicom_port, "LocalAet": "A-FOR-B" },
         },
@@ -402,7 +403,7 @@ fn findscu_answers_in_the_default_encoding() {
         eprintln!("DCMTK is not installed: skipped (CI installs it)");
         return;
     }
-    let server = Server::start(json!({}));
+    let server = Server::start(json!({ "DicomAlwaysAllowFind": true }));
     let f = Fixture::new("cfind-charset", 1);
     assert_eq!(server.post("/instances", &f.dicom()).0, 200);
     let keys = [
@@ -417,4 +418,78 @@ fn findscu_answers_in_the_default_encoding() {
     assert_eq!(status, 200);
     let answer = &findscu(server.dicom_port, "-S", &keys)[0];
     assert!(answer.contains("[ISO_IR 144]"), "{answer}");
+}
+
+/// `findscu` with a calling AET; true if its C-FIND was answered (findscu exits with 0 even
+/// when the association was aborted, so its output tells).
+fn findscu_as(port: u16, aet: &str) -> bool {
+    let out = dcmtk("findscu")
+        .unwrap()
+        .args([
+            "-S",
+            "-aet",
+            aet,
+            "-aec",
+            "ORTHANC",
+            "-k",
+            "QueryRetrieveLevel=STUDY",
+        ])
+        .args(["-k", "PatientID", "127.0.0.1", &port.to_string()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr).to_string();
+    out.status.success() && !text.contains("Find Failed") && !text.contains("borted")
+}
+
+#[test]
+fn access_rules_of_dicom_modalities() {
+    if dcmtk("findscu").is_none() {
+        eprintln!("DCMTK is not installed: skipped (CI installs it)");
+        return;
+    }
+    // Defaults (Orthanc's): C-FIND only from declared modalities that allow it.
+    let server = Server::start(json!({}));
+    let port = server.dicom_port;
+    assert!(!findscu_as(port, "STRANGER"));
+    let declared = json!(["STRANGER", "127.0.0.1", 104]).to_string();
+    assert_eq!(
+        server
+            .send("PUT", "/modalities/s", declared.as_bytes(), &[])
+            .0,
+        200
+    );
+    assert!(findscu_as(port, "STRANGER"));
+    let no_find = json!({"AET": "STRANGER", "Host": "127.0.0.1", "Port": 104, "AllowFind": false});
+    let body = no_find.to_string();
+    assert_eq!(
+        server.send("PUT", "/modalities/s", body.as_bytes(), &[]).0,
+        200
+    );
+    assert!(!findscu_as(port, "STRANGER"));
+    // C-ECHO stays allowed for anyone (DicomAlwaysAllowEcho).
+    let echo = |port: u16, aet: &str| {
+        dcmtk("echoscu")
+            .unwrap()
+            .args([
+                "-aet",
+                aet,
+                "-aec",
+                "ORTHANC",
+                "127.0.0.1",
+                &port.to_string(),
+            ])
+            .status()
+            .unwrap()
+            .success()
+    };
+    assert!(echo(port, "ANYONE"));
+    // Nothing always allowed: an unknown AET cannot even associate; a declared one can.
+    let closed = Server::start(json!({
+        "DicomAlwaysAllowEcho": false,
+        "DicomAlwaysAllowStore": false,
+        "DicomModalities": { "k": ["KNOWN", "127.0.0.1", 104] },
+    }));
+    assert!(!echo(closed.dicom_port, "ANYONE"));
+    assert!(echo(closed.dicom_port, "KNOWN"));
+    assert_eq!(closed.status("GET", "/system"), 200);
 }

@@ -7,7 +7,8 @@ use serde_json::{json, Value};
 
 /// A and B, each declared in the other's `DicomModalities`; B holds two studies.
 fn two_nodes() -> (Server, Server, Fixture, Fixture) {
-    let b = Server::start(json!({ "DicomAet": "NODEB" }));
+    // B lets DCMTK's getscu (an AE it does not know) C-GET from it.
+    let b = Server::start(json!({ "DicomAet": "NODEB", "DicomAlwaysAllowGet": true }));
     let a = Server::start(json!({
         "DicomAet": "NODEA",
         "DicomModalities": { "b": ["NODEB", "127.0.0.1", b.dicom_port] },

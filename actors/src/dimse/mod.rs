@@ -16,7 +16,7 @@ pub use error::DimseError;
 pub use get_scp::GetHandler;
 pub use retrieve::{Model, RetrieveOutcome};
 pub use scp::{
-    serve, FindHandler, Handlers, LiveSettings, MoveHandler, MoveOutcome, ScpConfig, StoreContext,
-    StoreHandler,
+    serve, AccessHandler, FindHandler, Handlers, LiveSettings, MoveHandler, MoveOutcome, Request,
+    ScpConfig, StoreContext, StoreHandler,
 };
 pub use scu::{echo, store, store_detailed, RemoteAe};

@@ -28,7 +28,7 @@ impl Model {
         match self {
             Model::PatientRoot => "1.2.840.10008.5.1.4.1.2.1.1",
             Model::StudyRoot => "1.2.840.10008.5.1.4.1.2.2.1",
-            Model::Worklist => "1.2.840.10008.5.1.4.31",
+            Model::Worklist => WORKLIST_FIND,
         }
     }
 
@@ -47,6 +47,8 @@ impl Model {
     }
 }
 
+/// Modality Worklist Information Model - FIND.
+pub const WORKLIST_FIND: &str = "1.2.840.10008.5.1.4.31";
 /// C-FIND-RSP "pending" statuses (the second: some optional keys are not supported).
 const PENDING: [u16; 2] = [0xFF00, 0xFF01];
 /// Storage SOP classes C-GET asks the remote to send (as SCP of C-STORE, by role selection).

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use dicom_ul::pdu::{
     AssociationRJ, AssociationRJResult, AssociationRJServiceProviderPresentationReason,
-    AssociationRJSource, Pdu,
+    AssociationRJServiceUserReason, AssociationRJSource, Pdu,
 };
 use tracing::{debug, info, warn};
 
@@ -65,6 +65,27 @@ pub trait MoveHandler: Send + Sync + 'static {
     ) -> Result<MoveOutcome, u16>;
 }
 
+/// The kinds of DICOM requests the access rules tell apart (Orthanc's `DicomRequestType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    Echo,
+    Store,
+    Find,
+    FindWorklist,
+    Move,
+    Get,
+    NAction,
+    NEventReport,
+}
+
+/// Implemented by the server: who may open an association, and send what.
+pub trait AccessHandler: Send + Sync + 'static {
+    /// Whether an association from this AE may be accepted at all.
+    fn allowed_connection(&self, ctx: &StoreContext) -> bool;
+    /// Whether this AE may send this request (refused: the association is aborted, as Orthanc).
+    fn allowed(&self, request: Request, ctx: &StoreContext) -> bool;
+}
+
 /// What the SCP hands its requests to.
 #[derive(Clone)]
 pub struct Handlers {
@@ -73,6 +94,7 @@ pub struct Handlers {
     pub moves: Option<Arc<dyn MoveHandler>>,
     pub gets: Option<Arc<dyn super::get_scp::GetHandler>>,
     pub commitment: Option<Arc<dyn super::commitment::CommitmentHandler>>,
+    pub access: Option<Arc<dyn AccessHandler>>,
 }
 
 /// Configuration of the SCP (names of the matching Orthanc options in comments).
@@ -303,6 +325,25 @@ fn run_association(stream: TcpStream, peer: SocketAddr, config: &ScpConfig, hand
         }
         None => config,
     };
+    let ctx = StoreContext {
+        calling_aet: rq.calling_ae_title.trim().to_string(),
+        called_aet: rq.called_ae_title.trim().to_string(),
+        remote_ip: peer.ip().to_string(),
+    };
+    if handler
+        .access
+        .as_ref()
+        .is_some_and(|a| !a.allowed_connection(&ctx))
+    {
+        info!(
+            "DICOM SCP: association from unknown AET {} ({peer}) rejected",
+            ctx.calling_aet
+        );
+        let rj =
+            super::negotiate::reject(AssociationRJServiceUserReason::CallingAETitleNotRecognized);
+        let _ = conn.send_pdu(&rj);
+        return;
+    }
     let contexts = match negotiate(&rq, config) {
         Decision::Reject { rj, reason } => {
             info!("DICOM SCP: association from {peer} rejected: {reason}");
@@ -320,11 +361,6 @@ fn run_association(stream: TcpStream, peer: SocketAddr, config: &ScpConfig, hand
             }
             contexts
         }
-    };
-    let ctx = StoreContext {
-        calling_aet: rq.calling_ae_title.trim().to_string(),
-        called_aet: rq.called_ae_title.trim().to_string(),
-        remote_ip: peer.ip().to_string(),
     };
     debug!(
         "DICOM SCP: association from {} ({peer}) accepted",
@@ -371,6 +407,25 @@ fn handle_message(
         .ok_or_else(|| DimseError::Protocol("request without Message ID".into()))?;
     let sop_class = cmd.string(AFFECTED_SOP_CLASS_UID).unwrap_or_default();
     let sop_instance = cmd.string(AFFECTED_SOP_INSTANCE_UID).unwrap_or_default();
+    let request = match field {
+        C_ECHO_RQ => Some(Request::Echo),
+        C_STORE_RQ => Some(Request::Store),
+        C_FIND_RQ if sop_class == super::retrieve::WORKLIST_FIND => Some(Request::FindWorklist),
+        C_FIND_RQ => Some(Request::Find),
+        C_MOVE_RQ => Some(Request::Move),
+        C_GET_RQ => Some(Request::Get),
+        N_ACTION_RQ => Some(Request::NAction),
+        N_EVENT_REPORT_RQ => Some(Request::NEventReport),
+        _ => None,
+    };
+    if let (Some(access), Some(request)) = (&handler.access, request) {
+        if !access.allowed(request, ctx) {
+            return Err(DimseError::Protocol(format!(
+                "{request:?} from {} is not allowed by the configuration (DicomModalities)",
+                ctx.calling_aet
+            )));
+        }
+    }
     let (rsp_field, status) = match field {
         C_ECHO_RQ => (C_ECHO_RSP, STATUS_SUCCESS),
         C_STORE_RQ => {
