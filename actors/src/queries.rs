@@ -210,6 +210,40 @@ pub fn dataset(pairs: &[(Tag, String)]) -> InMemDicomObject {
     obj
 }
 
+/// A data set from Orthanc's JSON of tags (names or `gggg,eeee`): strings, `null` (empty),
+/// and arrays of objects (sequences), as worklist queries hold them. `Err`: the bad key.
+pub fn dataset_from_json(
+    map: &serde_json::Map<String, serde_json::Value>,
+    depth: usize,
+) -> Result<InMemDicomObject, String> {
+    use dicom_core::value::DataSetSequence;
+    use serde_json::Value;
+    let mut obj = InMemDicomObject::new_empty();
+    for (key, value) in map {
+        let tag = dictionary::parse_tag(key).ok_or_else(|| key.clone())?;
+        match value {
+            Value::String(text) => {
+                obj.put(element(tag, text));
+            }
+            Value::Null => {
+                obj.put(element(tag, ""));
+            }
+            Value::Array(items) if depth < 16 => {
+                let items = items
+                    .iter()
+                    .map(|i| match i {
+                        Value::Object(m) => dataset_from_json(m, depth + 1),
+                        _ => Err(key.clone()),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                obj.put(DataElement::new(tag, VR::SQ, DataSetSequence::from(items)));
+            }
+            _ => return Err(key.clone()),
+        }
+    }
+    Ok(obj)
+}
+
 /// What makes the identifier of a C-FIND from a user's query.
 pub struct FindOptions<'a> {
     pub normalize: bool,

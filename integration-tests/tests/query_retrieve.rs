@@ -381,3 +381,69 @@ fn deprecated_find_routes_of_the_seed() {
         "{all}"
     );
 }
+
+#[test]
+fn find_worklist_against_dcmtk_wlmscpfs() {
+    // A worklist SCP of DCMTK, serving one worklist made from a text dump.
+    let dir = tempfile::tempdir().unwrap();
+    let ae_dir = dir.path().join("WLM");
+    std::fs::create_dir_all(&ae_dir).unwrap();
+    std::fs::write(ae_dir.join("lockfile"), b"").unwrap();
+    let dump = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/worklist.txt");
+    let made = std::process::Command::new("dump2dcm")
+        .arg(dump)
+        .arg(ae_dir.join("one.wl"))
+        .output();
+    if !made.is_ok_and(|o| o.status.success()) {
+        eprintln!("DCMTK is not installed: skipped (CI installs it)");
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut scp = std::process::Command::new("wlmscpfs")
+        .args(["-dfp", dir.path().to_str().unwrap(), &port.to_string()])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let a = Server::start(json!({ "DicomModalities": { "wl": ["WLM", "127.0.0.1", port] } }));
+    let mut answers = Value::Null;
+    let query = json!({"Query": {
+        "PatientID": "", "PatientName": "",
+        "ScheduledProcedureStepSequence": [{"Modality": "MR", "ScheduledStationAETitle": ""}],
+    }});
+    integration_tests::wait_until(std::time::Duration::from_secs(10), || {
+        let (status, v) = a.send(
+            "POST",
+            "/modalities/wl/find-worklist",
+            query.to_string().as_bytes(),
+            &[],
+        );
+        answers = v;
+        status == 200
+    });
+    assert_eq!(answers[0]["PatientID"], "WL1", "{answers}");
+    let step = &answers[0]["ScheduledProcedureStepSequence"][0];
+    assert_eq!(step["ScheduledStationAETitle"], "SCANNER", "{answers}");
+    // The older form (the body is the query), and a query that matches nothing.
+    let old = post(
+        &a,
+        "/modalities/wl/find-worklist",
+        json!({"PatientName": "DOE*", "PatientID": null}),
+    );
+    assert_eq!(old[0]["PatientName"], "DOE^WORK", "{old}");
+    let none = post(
+        &a,
+        "/modalities/wl/find-worklist",
+        json!({"Query": {"PatientID": "NOPE"}}),
+    );
+    assert_eq!(none, json!([]));
+    let bad = br#"{"Query": {"NoSuchTag": ""}}"#;
+    assert_eq!(
+        a.send("POST", "/modalities/wl/find-worklist", bad, &[]).0,
+        400
+    );
+    let _ = scp.kill();
+}

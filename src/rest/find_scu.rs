@@ -32,7 +32,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         "/modalities/{name}/find-instance",
         web::post().to(find_instance),
     )
-    .route("/modalities/{name}/find", web::post().to(find_all));
+    .route("/modalities/{name}/find", web::post().to(find_all))
+    .route(
+        "/modalities/{name}/find-worklist",
+        web::post().to(find_worklist),
+    );
 }
 
 /// The keys each level asks for (empty unless the body gives a value).
@@ -305,4 +309,55 @@ async fn find_all(
         Ok(Value::Array(patients))
     })
     .await
+}
+
+/// `find-worklist`: a Modality Worklist C-FIND, the query sent as given (`{"Query": {...}}`, or
+/// the whole body in the older form), sequences included; answers in the format asked
+/// (`Short`, `Simplify`, `Full`; simplified by default).
+async fn find_worklist(
+    state: web::Data<AppState>,
+    name: web::Path<String>,
+    body: web::Bytes,
+) -> ApiResult<Answer> {
+    let body = parse_json(&body)?;
+    let Value::Object(map) = &body else {
+        return Err(ApiError::bad_request("Must provide a JSON object"));
+    };
+    let (query, format) = match map.get("Query") {
+        Some(Value::Object(q)) => (
+            q.clone(),
+            super::resource_json::TagFormat::from_body(
+                &body,
+                super::resource_json::TagFormat::Simplify,
+            ),
+        ),
+        _ => (map.clone(), super::resource_json::TagFormat::Simplify),
+    };
+    let mut identifier = queries::dataset_from_json(&query, 0).map_err(|k| {
+        ApiError::bad_request(format!("Bad tag or value in the worklist query: {k}"))
+    })?;
+    if identifier.element(queries::SPECIFIC_CHARACTER_SET).is_err() {
+        identifier.put(dicom_core::DataElement::new(
+            queries::SPECIFIC_CHARACTER_SET,
+            dicom_core::VR::CS,
+            charset_term(&state),
+        ));
+    }
+    let config = modality(&state, &name).await?;
+    let (remote, local) = remote_of(&state, &config, &Value::Object(Map::new()))?;
+    let opts = json_options(&state);
+    let format = super::tags::to_format(format);
+    let answers = web::block(move || {
+        let found = retrieve::find(&local, &remote, Model::Worklist, &identifier)
+            .map_err(|e| format!("C-FIND SCU to AET \"{}\": {e}", remote.aet))?;
+        Ok::<_, String>(
+            found
+                .iter()
+                .map(|a| queries::to_json(a, format, &opts))
+                .collect::<Vec<_>>(),
+        )
+    })
+    .await?
+    .map_err(network_error)?;
+    Ok(Answer::Json(Value::Array(answers)))
 }
