@@ -34,21 +34,27 @@ impl Access {
         }
     }
 
-    /// The declared modalities with this AE title (case-insensitive, as Orthanc by default).
     fn modalities(&self, aet: &str) -> Vec<Value> {
-        let all = self
-            .reader
-            .with_blocking(|c| index::remotes(c, RemoteTable::Modalities))
-            .unwrap_or_default();
-        all.into_iter()
+        modalities_with_aet(&self.reader, aet)
+            .into_iter()
             .map(|(_, v)| v)
-            .filter(|v| {
-                v["AET"]
-                    .as_str()
-                    .is_some_and(|a| a.eq_ignore_ascii_case(aet))
-            })
             .collect()
     }
+}
+
+/// The declared modalities with this AE title, (name, configuration): case-insensitive, as
+/// Orthanc compares AE titles by default. Read from the index (blocking).
+pub fn modalities_with_aet(reader: &IndexReader, aet: &str) -> Vec<(String, Value)> {
+    let all = reader
+        .with_blocking(|c| index::remotes(c, RemoteTable::Modalities))
+        .unwrap_or_default();
+    all.into_iter()
+        .filter(|(_, v)| {
+            v["AET"]
+                .as_str()
+                .is_some_and(|a| a.eq_ignore_ascii_case(aet))
+        })
+        .collect()
 }
 
 fn allow_flag(request: Request) -> &'static str {

@@ -17,7 +17,6 @@ use pacsnode_actors::model::dicom::orthanc_json::is_string_vr as is_text;
 use pacsnode_actors::model::dicom::parse::is_text_vr;
 use pacsnode_actors::model::dicom::{charset, Encoding, PrivateDictionary};
 use pacsnode_actors::model::main_tags::{self, TagNum};
-use pacsnode_actors::model::Level;
 use serde_json::Value;
 
 use crate::rest::requested::requested_tags_sync;
@@ -44,16 +43,6 @@ pub struct CFind {
 struct Key {
     tag: Tag,
     vr: VR,
-}
-
-pub(crate) fn level_of(value: &str) -> Option<Level> {
-    match value.trim().to_ascii_uppercase().as_str() {
-        "PATIENT" => Some(Level::Patient),
-        "STUDY" => Some(Level::Study),
-        "SERIES" => Some(Level::Series),
-        "IMAGE" | "IMAGES" | "INSTANCE" | "INSTANCES" => Some(Level::Instance),
-        _ => None,
-    }
 }
 
 /// A value of a binary numeric VR from its text (`512`, `1\\2`).
@@ -150,7 +139,8 @@ impl FindHandler for CFind {
             .and_then(|e| e.to_str().ok())
             .map(|s| s.trim().to_string())
             .unwrap_or_default();
-        let level = level_of(&level_text).ok_or(IDENTIFIER_DOES_NOT_MATCH)?;
+        let level =
+            pacsnode_actors::queries::level_of(&level_text).ok_or(IDENTIFIER_DOES_NOT_MATCH)?;
         let mut keys = Vec::new();
         let mut q = FindQuery::new(level);
         for elem in query.iter() {

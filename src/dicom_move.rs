@@ -12,15 +12,15 @@ use dicom_object::InMemDicomObject;
 use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 use pacsnode_actors::dimse::{GetHandler, MoveHandler, MoveOutcome, StoreContext};
 use pacsnode_actors::find::{self, FindQuery};
-use pacsnode_actors::index::{self, read, IndexError, IndexReader, RemoteTable};
+use pacsnode_actors::index::{read, IndexError, IndexReader};
 use pacsnode_actors::jobs::modality_store::ModalityStoreRequest;
 use pacsnode_actors::jobs::{JobRequest, Jobs};
 use pacsnode_actors::model::Level;
 use pacsnode_actors::storage::{StorageArea, StoredCompression};
 use serde_json::Value;
 
-use crate::dicom_find::level_of;
 use crate::settings::Settings;
+use pacsnode_actors::queries::level_of;
 
 const UNABLE_TO_PROCESS: u16 = 0xC000;
 const IDENTIFIER_DOES_NOT_MATCH: u16 = 0xA900;
@@ -48,12 +48,9 @@ pub struct CMove {
 impl CMove {
     /// The declared modality with this AE title: its name and configuration.
     fn destination(&self, aet: &str) -> Result<(String, Value), u16> {
-        let all = self
-            .reader
-            .with_blocking(|c| index::remotes(c, RemoteTable::Modalities))
-            .map_err(|_| UNABLE_TO_PROCESS)?;
-        all.into_iter()
-            .find(|(_, v)| v["AET"].as_str() == Some(aet))
+        crate::dicom_access::modalities_with_aet(&self.reader, aet)
+            .into_iter()
+            .next()
             .ok_or(MOVE_DESTINATION_UNKNOWN)
     }
 

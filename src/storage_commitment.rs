@@ -9,7 +9,7 @@ use pacsnode_actors::commitment_reports::CommitmentReports;
 use pacsnode_actors::dimse::commitment::{self, CommitmentHandler, CommitmentResult, Reference};
 use pacsnode_actors::dimse::{RemoteAe, StoreContext};
 use pacsnode_actors::find::{self, FindQuery};
-use pacsnode_actors::index::{self, read, IndexError, IndexReader, RemoteTable};
+use pacsnode_actors::index::{read, IndexError, IndexReader};
 use pacsnode_actors::model::{Level, MetadataType};
 
 use crate::settings::Settings;
@@ -60,15 +60,11 @@ pub fn check(reader: &IndexReader, refs: &[Reference]) -> Result<CommitmentResul
 impl Commitment {
     /// The declared modality with this AE title.
     fn modality(&self, aet: &str) -> Option<RemoteAe> {
-        let all = self
-            .reader
-            .with_blocking(|c| index::remotes(c, RemoteTable::Modalities))
-            .ok()?;
-        let (_, config) = all
+        let (_, config) = crate::dicom_access::modalities_with_aet(&self.reader, aet)
             .into_iter()
-            .find(|(_, v)| v["AET"].as_str() == Some(aet))?;
+            .next()?;
         Some(RemoteAe {
-            aet: aet.to_string(),
+            aet: config["AET"].as_str().unwrap_or(aet).to_string(),
             host: config["Host"].as_str().unwrap_or_default().to_string(),
             port: config["Port"].as_u64().unwrap_or(104) as u16,
             timeout: Duration::from_secs(self.settings.dicom_scu_timeout),

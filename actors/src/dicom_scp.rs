@@ -14,7 +14,7 @@ use crate::dimse::{
     self, FindHandler, GetHandler, Handlers, MoveHandler, ScpConfig, StoreContext, StoreHandler,
 };
 use crate::index::{IndexError, StoreStatus};
-use crate::ingest::{IngestActor, IngestError, Origin, StoreInstance};
+use crate::ingest::{IngestActor, IngestError, Origin, StoreInstance, StoredInstance};
 
 /// DIMSE statuses of a C-STORE failure (PS3.4 B.2.3).
 const OUT_OF_RESOURCES: u16 = 0xA700;
@@ -27,33 +27,43 @@ struct IngestHandler {
 
 impl StoreHandler for IngestHandler {
     fn store(&self, file: Vec<u8>, ctx: &StoreContext) -> Result<(), u16> {
-        let origin = Origin {
-            kind: "DicomProtocol",
-            remote_ip: Some(ctx.remote_ip.clone()),
-            remote_aet: Some(ctx.calling_aet.clone()),
-            called_aet: Some(ctx.called_aet.clone()),
-            http_username: None,
-        };
-        let sent = futures_executor::block_on(self.ingest.send(StoreInstance {
-            data: Arc::new(file),
-            origin,
-        }));
-        match sent {
-            Ok(Ok(stored)) if stored.status != StoreStatus::FilteredOut => Ok(()),
-            Ok(Ok(_)) => Err(OUT_OF_RESOURCES),
-            Ok(Err(IngestError::BadFileFormat(e))) => {
-                tracing::warn!("C-STORE of a bad file from {}: {e}", ctx.calling_aet);
-                Err(CANNOT_UNDERSTAND)
-            }
-            Ok(Err(IngestError::Index(IndexError::FullStorage))) => Err(OUT_OF_RESOURCES),
-            Ok(Err(e)) => {
-                tracing::error!("C-STORE from {} failed: {e}", ctx.calling_aet);
-                Err(OUT_OF_RESOURCES)
-            }
-            Err(e) => {
-                tracing::error!("the ingestion is not available: {e}");
-                Err(OUT_OF_RESOURCES)
-            }
+        store_received(&self.ingest, file, ctx).map(|_| ())
+    }
+}
+
+/// Stores an instance received over DICOM (C-STORE, or brought by a C-GET of ours) through
+/// the ingestion, waiting for its commit (blocking); its ids, or the C-STORE failure status.
+pub fn store_received(
+    ingest: &Addr<IngestActor>,
+    file: Vec<u8>,
+    ctx: &StoreContext,
+) -> Result<StoredInstance, u16> {
+    let origin = Origin {
+        kind: "DicomProtocol",
+        remote_ip: Some(ctx.remote_ip.clone()),
+        remote_aet: Some(ctx.calling_aet.clone()),
+        called_aet: Some(ctx.called_aet.clone()),
+        http_username: None,
+    };
+    let sent = futures_executor::block_on(ingest.send(StoreInstance {
+        data: Arc::new(file),
+        origin,
+    }));
+    match sent {
+        Ok(Ok(stored)) if stored.status != StoreStatus::FilteredOut => Ok(stored),
+        Ok(Ok(_)) => Err(OUT_OF_RESOURCES),
+        Ok(Err(IngestError::BadFileFormat(e))) => {
+            tracing::warn!("C-STORE of a bad file from {}: {e}", ctx.calling_aet);
+            Err(CANNOT_UNDERSTAND)
+        }
+        Ok(Err(IngestError::Index(IndexError::FullStorage))) => Err(OUT_OF_RESOURCES),
+        Ok(Err(e)) => {
+            tracing::error!("C-STORE from {} failed: {e}", ctx.calling_aet);
+            Err(OUT_OF_RESOURCES)
+        }
+        Err(e) => {
+            tracing::error!("the ingestion is not available: {e}");
+            Err(OUT_OF_RESOURCES)
         }
     }
 }

@@ -22,6 +22,18 @@ const STUDY_UID: Tag = Tag(0x0020, 0x000d);
 const SERIES_UID: Tag = Tag(0x0020, 0x000e);
 const SOP_UID: Tag = Tag(0x0008, 0x0018);
 
+/// The level a QueryRetrieveLevel term (or a REST `Level`) names: `PATIENT`, `Study`,
+/// `IMAGE`, `instances`...
+pub fn level_of(term: &str) -> Option<Level> {
+    match term.trim().to_ascii_uppercase().as_str() {
+        "PATIENT" | "PATIENTS" => Some(Level::Patient),
+        "STUDY" | "STUDIES" => Some(Level::Study),
+        "SERIES" => Some(Level::Series),
+        "IMAGE" | "IMAGES" | "INSTANCE" | "INSTANCES" => Some(Level::Instance),
+        _ => None,
+    }
+}
+
 /// The QueryRetrieveLevel term of a level.
 pub fn level_term(level: Level) -> &'static str {
     match level {

@@ -197,6 +197,21 @@ fn echo_checks_find_and_accepts_a_description() {
         json!({ "AET": "NODEB", "Host": "127.0.0.1", "Port": b.dicom_port, "CheckFind": true }),
     );
     assert_eq!(a.send("POST", "/tools/dicom-echo", b"[1]", &[]).0, 400);
+    // CheckFind really runs a C-FIND: B answers C-ECHO from anyone, C-FIND only from the
+    // modalities it knows (Orthanc's defaults), so an unknown calling AET fails it.
+    let stranger = |check: bool| {
+        let body = json!({"AET": "NODEB", "Host": "127.0.0.1", "Port": b.dicom_port,
+                          "LocalAet": "STRANGER", "CheckFind": check});
+        a.send(
+            "POST",
+            "/tools/dicom-echo",
+            body.to_string().as_bytes(),
+            &[],
+        )
+        .0
+    };
+    assert_eq!(stranger(false), 200);
+    assert_eq!(stranger(true), 500);
 }
 
 #[test]

@@ -49,8 +49,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// The level of a `Level` field (`Study`, `studies`, `Image`...).
 pub(super) fn parse_level(v: &str) -> ApiResult<Level> {
-    crate::dicom_find::level_of(v)
-        .ok_or_else(|| ApiError::bad_request(format!("Invalid resource type: {v}")))
+    queries::level_of(v).ok_or_else(|| ApiError::bad_request(format!("Invalid resource type: {v}")))
 }
 
 /// `{"PatientName": "DOE*", "0020,000d": "1.2"}` as (tag, value) pairs.

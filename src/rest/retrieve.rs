@@ -2,10 +2,10 @@
 //! `DicomMoveScu` job) and `/modalities/{id}/get` (C-GET SCU; what arrives is stored).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use actix_web::web;
-use pacsnode_actors::dimse::{retrieve, Model, RemoteAe};
+use pacsnode_actors::dicom_scp::store_received;
+use pacsnode_actors::dimse::{retrieve, Model, StoreContext};
 use pacsnode_actors::jobs::move_scu::MoveScuRequest;
 use pacsnode_actors::jobs::JobRequest;
 use pacsnode_actors::queries::{self, QUERY_RETRIEVE_LEVEL};
@@ -97,7 +97,18 @@ async fn get_resources(
             let id = pacsnode_actors::jobs::move_scu::identifier(item, &charset)
                 .map_err(|e| e.to_string())?;
             let mut received = Vec::new();
-            let mut store = |file: Vec<u8>| store_received(&ingest, file, &r, &l, &mut received);
+            let from = StoreContext {
+                calling_aet: r.aet.clone(),
+                called_aet: l.clone(),
+                remote_ip: r.host.clone(),
+            };
+            let mut store = |file: Vec<u8>| match store_received(&ingest, file, &from) {
+                Ok(stored) => {
+                    received.push(stored.ids.instance);
+                    0
+                }
+                Err(status) => status,
+            };
             let outcome = retrieve::get(&l, &r, Model::StudyRoot, &id, &mut store)
                 .map_err(|e| format!("C-GET SCU to AET \"{}\": {e}", r.aet))?;
             if outcome.status != 0 {
@@ -123,32 +134,4 @@ async fn get_resources(
         "Query": query,
         "RemoteAet": remote.aet,
     })))
-}
-
-/// Stores an instance a C-GET brought (blocking); its C-STORE status.
-fn store_received(
-    ingest: &actix::Addr<pacsnode_actors::ingest::IngestActor>,
-    file: Vec<u8>,
-    remote: &RemoteAe,
-    local: &str,
-    received: &mut Vec<String>,
-) -> u16 {
-    let origin = pacsnode_actors::ingest::Origin {
-        kind: "DicomProtocol",
-        remote_ip: Some(remote.host.clone()),
-        remote_aet: Some(remote.aet.clone()),
-        called_aet: Some(local.to_string()),
-        http_username: None,
-    };
-    let sent = futures_executor::block_on(ingest.send(pacsnode_actors::ingest::StoreInstance {
-        data: Arc::new(file),
-        origin,
-    }));
-    match sent {
-        Ok(Ok(stored)) => {
-            received.push(stored.ids.instance);
-            0
-        }
-        _ => 0xA700,
-    }
 }

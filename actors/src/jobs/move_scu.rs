@@ -10,7 +10,6 @@ use serde_json::json;
 use super::{JobContext, JobDone, JobError};
 use crate::dimse::{self, retrieve, Model, RemoteAe};
 use crate::model::dicom::dictionary::parse_tag;
-use crate::model::Level;
 use crate::queries::{self, QUERY_RETRIEVE_LEVEL, SPECIFIC_CHARACTER_SET};
 
 /// What a C-MOVE SCU job does.
@@ -60,16 +59,6 @@ fn shown(req: &MoveScuRequest) -> serde_json::Value {
     serde_json::Value::Array(items.collect())
 }
 
-fn level_of(term: &str) -> Option<Level> {
-    match term.trim().to_ascii_uppercase().as_str() {
-        "PATIENT" => Some(Level::Patient),
-        "STUDY" => Some(Level::Study),
-        "SERIES" => Some(Level::Series),
-        "IMAGE" | "INSTANCE" => Some(Level::Instance),
-        _ => None,
-    }
-}
-
 /// The C-MOVE identifier of one query item: character set, level and unique keys.
 pub fn identifier(
     item: &BTreeMap<String, String>,
@@ -81,7 +70,7 @@ pub fn identifier(
             .map(|(_, v)| v.clone())
     };
     let term = value(QUERY_RETRIEVE_LEVEL).unwrap_or_default();
-    let level = level_of(&term)
+    let level = queries::level_of(&term)
         .ok_or_else(|| JobError::Failed(format!("Bad query retrieve level: {term}")))?;
     let mut pairs = vec![
         (SPECIFIC_CHARACTER_SET, charset.to_string()),
