@@ -267,6 +267,7 @@ async fn run(startup: Startup, logs: Arc<LogLevels>) -> Result<(Control, u16, u1
         reader.clone(),
         writer.clone(),
         storage.clone(),
+        Some(ingest.clone()),
     )
     .await
     .context("cannot start the job queue")?;

@@ -73,7 +73,7 @@ pub(super) async fn request(
     local: String,
     refs: Vec<Reference>,
 ) -> ApiResult<String> {
-    let transaction = format!("2.25.{}", uuid::Uuid::new_v4().as_u128());
+    let transaction = pacsnode_actors::model::dicom::modify::new_uid();
     state.commitments.pending(&transaction, &remote.aet);
     let tx = transaction.clone();
     web::block(move || commitment::request(&local, &remote, &tx, &refs))

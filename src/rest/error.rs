@@ -33,6 +33,8 @@ pub enum OrthancCode {
     CannotExecuteLua,
     NotAcceptable,
     BadSequenceOfCalls,
+    BadParameterType,
+    UnknownDicomTag,
 }
 
 impl OrthancCode {
@@ -62,6 +64,8 @@ impl OrthancCode {
             OrthancCode::ForbiddenAccess => (45, 403, "Access to a resource is forbidden"),
             OrthancCode::CannotExecuteLua => (2031, 500, "Cannot execute a Lua command"),
             OrthancCode::BadSequenceOfCalls => (6, 400, "Bad sequence of calls"),
+            OrthancCode::BadParameterType => (5, 400, "Bad type for a parameter"),
+            OrthancCode::UnknownDicomTag => (27, 500, "Unknown DICOM tag"),
             OrthancCode::NotAcceptable => (
                 34,
                 406,

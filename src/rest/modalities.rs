@@ -125,7 +125,7 @@ async fn run_echo(
     web::block(move || {
         dimse::echo(&local, &remote)?;
         if check_find {
-            let uid = format!("2.25.{}", uuid::Uuid::new_v4().as_u128());
+            let uid = pacsnode_actors::model::dicom::modify::new_uid();
             let query = [(dicom_core::Tag(0x0020, 0x000d), uid)];
             let options = FindOptions {
                 normalize: false,

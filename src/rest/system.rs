@@ -2,6 +2,7 @@
 //! log levels, reset and shutdown.
 
 use actix_web::{web, HttpRequest};
+use pacsnode_actors::model::dicom::modify::new_uid;
 use pacsnode_actors::model::{main_tags, Level};
 use serde_json::{json, Map};
 
@@ -180,11 +181,6 @@ async fn now() -> Answer {
 
 async fn now_local() -> Answer {
     Answer::Text(chrono::Local::now().format("%Y%m%dT%H%M%S").to_string())
-}
-
-/// A fresh UID under pacsnode's root (UUID-derived, as DICOM PS3.5 B.2 allows).
-pub fn new_uid() -> String {
-    format!("2.25.{}", uuid::Uuid::new_v4().as_u128())
 }
 
 async fn generate_uid(req: HttpRequest) -> ApiResult<Answer> {

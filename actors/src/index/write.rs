@@ -158,6 +158,17 @@ pub fn set_metadata(
     Ok(current.map_or(0, |r| r + 1))
 }
 
+/// Sets one metadata on resources given by public id, as a store does (no change logged);
+/// resources that do not exist are skipped.
+pub fn set_metadata_rows(conn: &Connection, kind: i64, rows: &[(String, String)]) -> Result<()> {
+    for (public_id, value) in rows {
+        if let Some((id, _)) = find_id(conn, public_id)? {
+            set_metadata_row(conn, id, kind, value)?;
+        }
+    }
+    Ok(())
+}
+
 /// Deletes a metadata and logs UpdatedMetadata.
 pub fn delete_metadata(
     conn: &Connection,

@@ -228,7 +228,7 @@ fn media_plan(
         records.push(record);
         entries.push(entry(c, chain[3], format!("IMAGES/{name}"))?);
     }
-    let uid = format!("2.25.{}", uuid::Uuid::new_v4().as_u128());
+    let uid = crate::model::dicom::modify::new_uid();
     Ok(Plan {
         entries,
         dicomdir: Some(dicomdir::write(&records, &uid)),

@@ -8,6 +8,7 @@
 pub mod archive;
 pub mod dicomdir;
 pub mod modality_store;
+pub mod modify;
 pub mod move_scu;
 mod queue;
 
@@ -71,6 +72,7 @@ pub enum JobRequest {
     OrthancPeerStore(Box<crate::peers::PeerStoreRequest>),
     DicomModalityStore(Box<modality_store::ModalityStoreRequest>),
     DicomMoveScu(Box<move_scu::MoveScuRequest>),
+    ResourceModification(Box<modify::ModifyRequest>),
 }
 
 impl JobRequest {
@@ -81,6 +83,7 @@ impl JobRequest {
             JobRequest::OrthancPeerStore(_) => "OrthancPeerStore",
             JobRequest::DicomModalityStore(_) => "DicomModalityStore",
             JobRequest::DicomMoveScu(_) => "DicomMoveScu",
+            JobRequest::ResourceModification(_) => "ResourceModification",
         }
     }
 }
@@ -91,6 +94,8 @@ pub struct JobContext {
     pub reader: IndexReader,
     pub writer: IndexWriter,
     pub storage: StorageArea,
+    /// Where jobs that make new instances store them.
+    pub ingest: Option<actix::Addr<crate::ingest::IngestActor>>,
     pub progress: Arc<AtomicU8>,
     pub cancel: Arc<AtomicBool>,
     /// Where the job may write its output (`/jobs/{id}/archive`).
@@ -227,5 +232,6 @@ pub(crate) async fn run(request: JobRequest, ctx: JobContext) -> Result<JobDone,
         JobRequest::OrthancPeerStore(s) => crate::peers::run_store(*s, ctx).await,
         JobRequest::DicomModalityStore(s) => modality_store::run(*s, ctx).await,
         JobRequest::DicomMoveScu(s) => move_scu::run(*s, ctx).await,
+        JobRequest::ResourceModification(m) => modify::run(*m, ctx).await,
     }
 }

@@ -27,6 +27,7 @@ struct Queue {
     reader: IndexReader,
     writer: IndexWriter,
     storage: StorageArea,
+    ingest: Option<actix::Addr<crate::ingest::IngestActor>>,
     me: mpsc::Sender<Msg>,
     running: HashMap<String, Running>,
     outputs: VecDeque<String>,
@@ -41,6 +42,7 @@ pub async fn start(
     reader: IndexReader,
     writer: IndexWriter,
     storage: StorageArea,
+    ingest: Option<actix::Addr<crate::ingest::IngestActor>>,
 ) -> Result<Jobs, IndexError> {
     let dir = config.outputs_dir.clone();
     let _ = tokio::task::spawn_blocking(move || {
@@ -68,6 +70,7 @@ pub async fn start(
         reader,
         writer,
         storage,
+        ingest,
         me: tx.clone(),
         running: HashMap::new(),
         outputs: VecDeque::new(),
@@ -231,6 +234,7 @@ impl Queue {
                 reader: self.reader.clone(),
                 writer: self.writer.clone(),
                 storage: self.storage.clone(),
+                ingest: self.ingest.clone(),
                 progress: Arc::new(AtomicU8::new(0)),
                 cancel: Arc::new(AtomicBool::new(false)),
                 output: self.output_path(&row.id),

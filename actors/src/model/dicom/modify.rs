@@ -1,22 +1,31 @@
-//! Modification of one DICOM file (`/instances/{id}/modify`): `Replace`, `Remove`, `Keep`,
-//! `RemovePrivateTags`, with Orthanc's rules for identifiers (the SOPInstanceUID of an
-//! instance-level modification is new unless kept or replaced). Uses dicom-object to rewrite
-//! the file, meta header included.
+//! Modification of DICOM files (`/{level}/{id}/modify`): `Replace`, `Remove`, `Keep`,
+//! `RemovePrivateTags`, with Orthanc's rules for identifiers: below the level of the
+//! modification, the Study, Series and SOP Instance UIDs are new (unless kept or replaced),
+//! and one [`UidMap`] gives the same new UID to every file of a resource. Uses dicom-object
+//! to rewrite the file, meta header included.
 
-use dicom_core::value::PrimitiveValue;
-use dicom_core::{DataElement, Tag, VR};
+use std::collections::HashMap;
+
+use dicom_core::value::{DataSetSequence, PrimitiveValue};
+use dicom_core::{DataElement, Length, Tag, VR};
 use dicom_dictionary_std::StandardDataDictionary;
-use dicom_object::OpenFileOptions;
+use dicom_object::{InMemDicomObject, OpenFileOptions};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-/// What to change.
-#[derive(Debug, Clone, Default)]
+use crate::model::Level;
+
+/// What to change. Tags are `gggg << 16 | eeee` (so that a job can store it as JSON).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct Modification {
-    pub replace: Vec<(Tag, String)>,
-    pub remove: Vec<Tag>,
-    pub keep: Vec<Tag>,
+    /// The level whose identifiers, and those below, are new.
+    pub level: Level,
+    /// A string (converted to the tag's VR), `null` (empty) or an array of items (sequence).
+    pub replace: Vec<(u32, Value)>,
+    pub remove: Vec<u32>,
+    pub keep: Vec<u32>,
     pub remove_private_tags: bool,
-    /// The SOPInstanceUID given to the result when neither kept nor replaced.
-    pub new_sop_instance_uid: String,
 }
 
 /// Errors of a modification.
@@ -26,20 +35,161 @@ pub enum ModifyError {
     Read(String),
     #[error("cannot write the DICOM file: {0}")]
     Write(String),
+    #[error("{0}")]
+    BadValue(String),
 }
 
-const SOP_INSTANCE_UID: Tag = Tag(0x0008, 0x0018);
+pub const PATIENT_ID: Tag = Tag(0x0010, 0x0020);
+pub const STUDY_INSTANCE_UID: Tag = Tag(0x0020, 0x000d);
+pub const SERIES_INSTANCE_UID: Tag = Tag(0x0020, 0x000e);
+pub const SOP_INSTANCE_UID: Tag = Tag(0x0008, 0x0018);
+const SOP_CLASS_UID: Tag = Tag(0x0008, 0x0016);
+
+/// PatientID and the three UIDs: changing, removing or keeping them needs `Force`.
+pub const IDENTIFIERS: [Tag; 4] = [
+    PATIENT_ID,
+    STUDY_INSTANCE_UID,
+    SERIES_INSTANCE_UID,
+    SOP_INSTANCE_UID,
+];
+
+pub fn tag_number(t: Tag) -> u32 {
+    (u32::from(t.0) << 16) | u32::from(t.1)
+}
+
+pub fn tag_of(n: u32) -> Tag {
+    Tag((n >> 16) as u16, (n & 0xffff) as u16)
+}
+
+/// A fresh UID: `2.25.` and a random 128-bit number, as DICOM PS3.5 B.2 allows.
+pub fn new_uid() -> String {
+    format!("2.25.{}", uuid::Uuid::new_v4().as_u128())
+}
+
+/// The new UIDs given so far, by level and original UID: the same original gets the same
+/// new UID in every file of one modification.
+#[derive(Debug, Default)]
+pub struct UidMap(HashMap<(Level, String), String>);
+
+impl UidMap {
+    fn map(&mut self, level: Level, original: &str) -> String {
+        self.0
+            .entry((level, original.trim().to_string()))
+            .or_insert_with(new_uid)
+            .clone()
+    }
+}
+
+impl Modification {
+    fn has(list: &[u32], t: Tag) -> bool {
+        list.contains(&tag_number(t))
+    }
+
+    pub fn is_kept(&self, t: Tag) -> bool {
+        Self::has(&self.keep, t)
+    }
+
+    pub fn is_replaced(&self, t: Tag) -> bool {
+        self.replace.iter().any(|(n, _)| *n == tag_number(t))
+    }
+
+    pub fn is_removed(&self, t: Tag) -> bool {
+        Self::has(&self.remove, t)
+    }
+
+    /// Orthanc's level of an instance modification: the highest identifier replaced.
+    pub fn detect_level(&self) -> Level {
+        if self.is_replaced(PATIENT_ID) {
+            Level::Patient
+        } else if self.is_replaced(STUDY_INSTANCE_UID) {
+            Level::Study
+        } else if self.is_replaced(SERIES_INSTANCE_UID) {
+            Level::Series
+        } else {
+            Level::Instance
+        }
+    }
+}
 
 fn vr_of(tag: Tag) -> VR {
     use dicom_core::dictionary::DataDictionary;
+    if tag.1 == 0 {
+        return VR::UL;
+    }
     StandardDataDictionary
         .by_tag(tag)
         .and_then(|e| e.vr.exact())
         .unwrap_or(VR::LO)
 }
 
+/// The element a `Replace` value makes: a string, `null` (empty) or a sequence of items.
+fn element(tag: Tag, value: &Value) -> Result<DataElement<InMemDicomObject>, ModifyError> {
+    let vr = vr_of(tag);
+    match value {
+        Value::Null => Ok(DataElement::new(tag, vr, PrimitiveValue::Empty)),
+        Value::String(s) => Ok(DataElement::new(tag, vr, primitive(vr, s))),
+        Value::Array(items) if vr == VR::SQ => {
+            let items = items
+                .iter()
+                .map(item)
+                .collect::<Result<Vec<_>, ModifyError>>()?;
+            Ok(DataElement::new(
+                tag,
+                VR::SQ,
+                DataSetSequence::new(items, Length::UNDEFINED),
+            ))
+        }
+        _ => Err(ModifyError::BadValue(format!(
+            "Bad value for tag ({:04x},{:04x}): a string, null or (for a sequence) an array is expected",
+            tag.0, tag.1
+        ))),
+    }
+}
+
+fn item(value: &Value) -> Result<InMemDicomObject, ModifyError> {
+    let Value::Object(map) = value else {
+        return Err(ModifyError::BadValue(
+            "The items of a sequence must be JSON objects".into(),
+        ));
+    };
+    let mut obj = InMemDicomObject::new_empty();
+    for (name, v) in map {
+        let tag = super::dictionary::parse_tag(name)
+            .ok_or_else(|| ModifyError::BadValue(format!("Unknown DICOM tag: \"{name}\"")))?;
+        obj.put(element(tag, v)?);
+    }
+    Ok(obj)
+}
+
+/// A string as a value of `vr`: numbers and tags are parsed (multiple values split on `\`).
+fn primitive(vr: VR, s: &str) -> PrimitiveValue {
+    let parts = || s.split('\\').map(str::trim);
+    macro_rules! numbers {
+        ($t:ty, $variant:ident) => {
+            parts()
+                .map(|p| p.parse::<$t>().ok())
+                .collect::<Option<Vec<$t>>>()
+                .map(|v| PrimitiveValue::$variant(v.into()))
+        };
+    }
+    let parsed = match vr {
+        VR::US => numbers!(u16, U16),
+        VR::SS => numbers!(i16, I16),
+        VR::UL => numbers!(u32, U32),
+        VR::SL => numbers!(i32, I32),
+        VR::FL | VR::OF => numbers!(f32, F32),
+        VR::FD | VR::OD => numbers!(f64, F64),
+        VR::AT => parts()
+            .map(super::dictionary::parse_tag)
+            .collect::<Option<Vec<_>>>()
+            .map(|tags| PrimitiveValue::Tags(tags.into())),
+        _ => None,
+    };
+    parsed.unwrap_or_else(|| PrimitiveValue::from(s))
+}
+
 /// Applies a modification to a DICOM file (with or without preamble); returns the new file.
-pub fn modify(file: &[u8], m: &Modification) -> Result<Vec<u8>, ModifyError> {
+pub fn modify(file: &[u8], m: &Modification, uids: &mut UidMap) -> Result<Vec<u8>, ModifyError> {
     let start = if file.len() >= 132 && &file[128..132] == b"DICM" {
         128
     } else {
@@ -52,35 +202,51 @@ pub fn modify(file: &[u8], m: &Modification) -> Result<Vec<u8>, ModifyError> {
         let private: Vec<Tag> = obj
             .iter()
             .map(|e| e.header().tag)
-            .filter(|t| t.0 % 2 == 1 && !m.keep.contains(t))
+            .filter(|t| t.0 % 2 == 1 && !m.is_kept(*t))
             .collect();
         for t in private {
             obj.remove_element(t);
         }
     }
-    for t in &m.remove {
-        obj.remove_element(*t);
+    for t in m.remove.iter().map(|n| tag_of(*n)) {
+        if !m.is_kept(t) {
+            obj.remove_element(t);
+        }
     }
-    for (t, v) in &m.replace {
-        let vr = vr_of(*t);
-        obj.put(DataElement::new(*t, vr, PrimitiveValue::from(v.as_str())));
+    for (n, v) in &m.replace {
+        let t = tag_of(*n);
+        if !m.is_kept(t) {
+            obj.put(element(t, v)?);
+        }
     }
-    let replaced = |t: Tag| m.replace.iter().any(|(x, _)| *x == t);
-    if !m.keep.contains(&SOP_INSTANCE_UID) && !replaced(SOP_INSTANCE_UID) {
-        obj.put(DataElement::new(
-            SOP_INSTANCE_UID,
-            VR::UI,
-            PrimitiveValue::from(m.new_sop_instance_uid.as_str()),
-        ));
+    let current = |obj: &dicom_object::DefaultDicomObject, t: Tag| {
+        obj.element(t)
+            .ok()
+            .and_then(|e| e.to_str().ok())
+            .map(|s| s.trim_end_matches(['\0', ' ']).to_string())
+            .unwrap_or_default()
+    };
+    let regenerated = [
+        (STUDY_INSTANCE_UID, Level::Study),
+        (SERIES_INSTANCE_UID, Level::Series),
+        (SOP_INSTANCE_UID, Level::Instance),
+    ];
+    for (t, level) in regenerated {
+        if m.level <= level && !m.is_replaced(t) && !m.is_kept(t) {
+            let new = uids.map(level, &current(&obj, t));
+            obj.put(DataElement::new(t, VR::UI, PrimitiveValue::from(new)));
+        }
     }
-    let sop = obj
-        .element(SOP_INSTANCE_UID)
-        .ok()
-        .and_then(|e| e.to_str().ok())
-        .map(|s| s.trim_end_matches('\0').to_string());
-    if let Some(sop) = sop {
-        obj.update_meta(|meta| meta.media_storage_sop_instance_uid = sop);
-    }
+    let (sop, class) = (
+        current(&obj, SOP_INSTANCE_UID),
+        current(&obj, SOP_CLASS_UID),
+    );
+    obj.update_meta(|meta| {
+        meta.media_storage_sop_instance_uid = sop;
+        if !class.is_empty() {
+            meta.media_storage_sop_class_uid = class;
+        }
+    });
     let mut out = Vec::new();
     obj.write_all(&mut out)
         .map_err(|e| ModifyError::Write(e.to_string()))?;
