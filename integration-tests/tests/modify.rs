@@ -208,3 +208,159 @@ fn modify_an_instance_answers_the_file_with_the_level_of_the_identifiers() {
     }
     assert_eq!(s.get("/instances").as_array().unwrap().len(), 2);
 }
+
+/// The file of a fixture with a private tag and, when given, an image reference to `sop`.
+fn with_reference(f: &Fixture, sop: Option<&str>) -> Vec<u8> {
+    use dicom_core::value::DataSetSequence;
+    use dicom_core::{DataElement, Length, PrimitiveValue, Tag, VR};
+    use dicom_object::{InMemDicomObject, OpenFileOptions};
+    let bytes = f.dicom();
+    let mut obj = OpenFileOptions::new().from_reader(&bytes[128..]).unwrap();
+    obj.put(DataElement::new(
+        Tag(0x0009, 0x0010),
+        VR::LO,
+        PrimitiveValue::from("ACME"),
+    ));
+    obj.put(DataElement::new(
+        Tag(0x0009, 0x1001),
+        VR::LO,
+        PrimitiveValue::from("secret"),
+    ));
+    obj.put(DataElement::new(
+        Tag(0x0020, 0x0052),
+        VR::UI,
+        PrimitiveValue::from("1.2.3.99"),
+    ));
+    if let Some(sop) = sop {
+        let mut item = InMemDicomObject::new_empty();
+        item.put(DataElement::new(
+            Tag(0x0008, 0x1150),
+            VR::UI,
+            PrimitiveValue::from("1.2.840.10008.5.1.4.1.1.2"),
+        ));
+        item.put(DataElement::new(
+            Tag(0x0008, 0x1155),
+            VR::UI,
+            PrimitiveValue::from(sop),
+        ));
+        obj.put(DataElement::new(
+            Tag(0x0008, 0x1140),
+            VR::SQ,
+            DataSetSequence::new(vec![item], Length::UNDEFINED),
+        ));
+    }
+    let mut out = Vec::new();
+    obj.write_all(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn anonymize_a_study_keeps_references_consistent() {
+    let s = Server::start(json!({}));
+    let first = Fixture::new("ANON", 1);
+    let second = Fixture::new("ANON", 2);
+    let (_, a) = s.post("/instances", &with_reference(&first, None));
+    let (_, b) = s.post("/instances", &with_reference(&second, Some(&first.sop_uid)));
+    let study = a["ParentStudy"].as_str().unwrap().to_string();
+    let path = format!("/studies/{study}/anonymize");
+    let (status, answer) = post_json(&s, &path, json!({}));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["IsAnonymization"], true);
+    assert_eq!(answer["InstancesCount"], 2);
+    let new = s.get(&format!("/studies/{}", answer["ID"].as_str().unwrap()));
+    assert_eq!(new["AnonymizedFrom"], study);
+    assert_eq!(new["ParentPatient"], answer["PatientID"]);
+    let patient = s.get(&format!(
+        "/patients/{}",
+        answer["PatientID"].as_str().unwrap()
+    ));
+    assert_eq!(patient["MainDicomTags"]["PatientName"], "Anonymized1");
+    assert_eq!(
+        patient["MainDicomTags"]["PatientID"]
+            .as_str()
+            .unwrap()
+            .len(),
+        36
+    );
+    assert!(new["MainDicomTags"]
+        .get("StudyDescription")
+        .is_none_or(|d| d == ""));
+    let series = s.get(&format!("/series/{}", new["Series"][0].as_str().unwrap()));
+    let instances: Vec<String> = series["Instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(instances.len(), 2);
+    let by_source = |source: &Value| {
+        instances
+            .iter()
+            .find(|i| s.get(&format!("/instances/{i}"))["AnonymizedFrom"] == *source)
+            .unwrap()
+            .clone()
+    };
+    let (new_a, new_b) = (by_source(&a["ID"]), by_source(&b["ID"]));
+    let tags = s.get(&format!("/instances/{new_b}/tags?simplify"));
+    assert_eq!(tags["PatientIdentityRemoved"], "YES");
+    assert!(tags["DeidentificationMethod"]
+        .as_str()
+        .unwrap()
+        .contains("PS 3.15-2023b"));
+    assert!(
+        tags.get("0009,1001").is_none(),
+        "private tags are removed: {tags}"
+    );
+    // The image reference follows the referenced instance's new SOPInstanceUID.
+    let referenced = tags["ReferencedImageSequence"][0]["ReferencedSOPInstanceUID"].clone();
+    assert_eq!(referenced, content(&s, &new_a, "0008-0018"));
+    assert_ne!(referenced, first.sop_uid.as_str());
+    // One new FrameOfReferenceUID for both.
+    assert_eq!(
+        content(&s, &new_a, "0020-0052"),
+        content(&s, &new_b, "0020-0052")
+    );
+    assert_ne!(content(&s, &new_a, "0020-0052"), "1.2.3.99");
+    // The counter goes on; KeepPrivateTags and a DICOM version are honoured.
+    let (_, again) = post_json(
+        &s,
+        &path,
+        json!({"KeepPrivateTags": true, "DicomVersion": "2008"}),
+    );
+    let p2 = s.get(&format!(
+        "/patients/{}",
+        again["PatientID"].as_str().unwrap()
+    ));
+    assert_eq!(p2["MainDicomTags"]["PatientName"], "Anonymized2");
+    let (status, _) = post_json(&s, &path, json!({"DicomVersion": "nope"}));
+    assert_eq!(status, 400);
+}
+
+#[test]
+fn bulk_modify_lists_the_new_resources() {
+    let s = Server::start(json!({}));
+    let (_, a) = s.post("/instances", &Fixture::new("BULK1", 1).dicom());
+    let (_, b) = s.post("/instances", &Fixture::new("BULK2", 1).dicom());
+    let (status, answer) = post_json(
+        &s,
+        "/tools/bulk-modify",
+        json!({"Resources": [a["ID"], b["ID"]], "Replace": {"InstitutionName": "X"}}),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let resources = answer["Resources"].as_array().unwrap();
+    let count = |t: &str| resources.iter().filter(|r| r["Type"] == t).count();
+    assert_eq!(
+        (
+            count("Instance"),
+            count("Series"),
+            count("Study"),
+            count("Patient")
+        ),
+        (2, 2, 2, 2)
+    );
+    // Instance level: the series, studies and patients are the sources'.
+    assert!(resources.iter().any(|r| r["ID"] == a["ParentSeries"]));
+    assert_eq!(s.get("/instances").as_array().unwrap().len(), 4);
+    let (status, _) = post_json(&s, "/tools/bulk-modify", json!({"Replace": {}}));
+    assert_eq!(status, 400);
+}

@@ -1,17 +1,17 @@
-//! Modification of resources, as Orthanc: `POST /instances/{id}/modify` answers the modified
-//! file (nothing is stored); `POST /{patients,studies,series}/{id}/modify` runs a
-//! `ResourceModification` job that stores the modified instances (synchronous unless
-//! `Asynchronous`; the answer is then the job's content).
+//! Modification and anonymization of resources, as Orthanc: `POST /instances/{id}/modify`
+//! (or `/anonymize`) answers the new file (nothing is stored); the same on patients, studies
+//! and series runs a `ResourceModification` job that stores the new instances (synchronous
+//! unless `Asynchronous`; the answer is then the job's content).
 
 use actix_web::{web, HttpRequest};
 use pacsnode_actors::jobs::modify::ModifyRequest;
 use pacsnode_actors::jobs::JobRequest;
 use pacsnode_actors::model::dicom::dictionary::parse_tag;
 use pacsnode_actors::model::dicom::modify::{
-    modify, tag_number, Modification, UidMap, IDENTIFIERS, PATIENT_ID, SERIES_INSTANCE_UID,
-    SOP_INSTANCE_UID, STUDY_INSTANCE_UID,
+    modify, tag_number, Anonymization, Modification, UidMap, IDENTIFIERS, PATIENT_ID,
+    SERIES_INSTANCE_UID, SOP_INSTANCE_UID, STUDY_INSTANCE_UID,
 };
-use pacsnode_actors::model::dicom::{PrivateDictionary, Tag};
+use pacsnode_actors::model::dicom::{anonymize, PrivateDictionary, Tag};
 use pacsnode_actors::model::Level;
 use pacsnode_actors::transcode;
 use serde_json::Value;
@@ -27,15 +27,26 @@ use super::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/{level:instances}/{id}/modify")
+        web::resource("/{level:instances}/{id}/{action:modify|anonymize}")
             .route(web::post().to(modify_instance))
             .default_service(not_allowed("POST")),
     );
     cfg.service(
-        web::resource("/{level:patients|studies|series}/{id}/modify")
+        web::resource("/{level:patients|studies|series}/{id}/{action:modify|anonymize}")
             .route(web::post().to(modify_resource))
             .default_service(not_allowed("POST")),
     );
+
+    cfg.service(
+        web::resource("/tools/bulk-{action:modify|anonymize}")
+            .route(web::post().to(modify_bulk))
+            .default_service(not_allowed("POST")),
+    );
+}
+
+/// Whether the route is `/anonymize` or `/tools/bulk-anonymize`.
+fn anonymizing(req: &HttpRequest) -> bool {
+    req.match_info().get("action") == Some("anonymize")
 }
 
 /// The body of a modification, checked.
@@ -95,7 +106,12 @@ fn name_of(t: Tag) -> String {
 
 /// Reads a modification body: `Remove`, then `Replace` (which wins over a removal), then
 /// `Keep` (which wins over both), and Orthanc's rule that the identifiers need `Force`.
-fn parse(body: &Value, level: Option<Level>) -> ApiResult<Parsed> {
+async fn parse(
+    state: &AppState,
+    body: &Value,
+    level: Option<Level>,
+    anonymize: bool,
+) -> ApiResult<Parsed> {
     if !body.is_object() {
         return Err(ApiError::new(
             OrthancCode::BadFileFormat,
@@ -154,6 +170,13 @@ fn parse(body: &Value, level: Option<Level>) -> ApiResult<Parsed> {
         .into_iter()
         .filter(|(t, _)| !keep.contains(t))
         .collect();
+    let anonymization = if anonymize {
+        Some(anonymization_of(body)?)
+    } else {
+        None
+    };
+    let altered = !(replace.is_empty() && remove.is_empty() && keep.is_empty())
+        || anonymization.as_ref().is_some_and(|a| a.keep_private_tags);
     let mut modification = Modification {
         level: Level::Instance,
         replace: replace
@@ -163,13 +186,80 @@ fn parse(body: &Value, level: Option<Level>) -> ApiResult<Parsed> {
         remove: remove.into_iter().map(tag_number).collect(),
         keep: keep.into_iter().map(tag_number).collect(),
         remove_private_tags: flag(body, "RemovePrivateTags", false)?,
+        anonymization,
     };
     modification.level = level.unwrap_or_else(|| modification.detect_level());
+    if let Some(a) = &modification.anonymization {
+        let version = a.version.clone();
+        anonymization_replacements(state, &mut modification, &version, altered).await?;
+    }
     Ok(Parsed {
         modification,
         keep_source: flag(body, "KeepSource", true)?,
         permissive: flag(body, "Permissive", false)?,
     })
+}
+
+/// `DicomVersion` and `KeepPrivateTags` of an anonymization.
+fn anonymization_of(body: &Value) -> ApiResult<Anonymization> {
+    let version = match body.get("DicomVersion") {
+        None => anonymize::VERSIONS[anonymize::VERSIONS.len() - 1].to_string(),
+        Some(Value::String(v)) if anonymize::VERSIONS.contains(&v.as_str()) => v.clone(),
+        Some(Value::String(v)) => {
+            return Err(ApiError::new(
+                OrthancCode::ParameterOutOfRange,
+                format!("Unknown DICOM version: {v}"),
+            ))
+        }
+        Some(_) => {
+            return Err(ApiError::new(
+                OrthancCode::BadFileFormat,
+                "Member \"DicomVersion\" should be a string",
+            ))
+        }
+    };
+    Ok(Anonymization {
+        version,
+        keep_private_tags: flag(body, "KeepPrivateTags", false)?,
+    })
+}
+
+/// What an anonymization writes besides the profile: `AnonymizedN` as PatientName (unless
+/// the user said what to do with it; N counts anonymizations, kept in the index),
+/// PatientIdentityRemoved and DeidentificationMethod.
+async fn anonymization_replacements(
+    state: &AppState,
+    m: &mut Modification,
+    version: &str,
+    altered: bool,
+) -> ApiResult<()> {
+    const PATIENT_NAME: Tag = Tag(0x0010, 0x0010);
+    const IDENTITY_REMOVED: Tag = Tag(0x0012, 0x0062);
+    const METHOD: Tag = Tag(0x0012, 0x0063);
+    m.level = Level::Patient;
+    let untouched =
+        |m: &Modification, t: Tag| !m.is_replaced(t) && !m.is_kept(t) && !m.is_removed(t);
+    if untouched(m, PATIENT_NAME) {
+        let n = state
+            .writer
+            .write(|c| pacsnode_actors::index::write::next_sequence(c, "AnonymizationSequence"))
+            .await?;
+        m.replace.push((
+            tag_number(PATIENT_NAME),
+            Value::from(format!("Anonymized{n}")),
+        ));
+    }
+    let method = if altered {
+        "Orthanc mainline".to_string()
+    } else {
+        anonymize::method(version)
+    };
+    for (t, v) in [(IDENTITY_REMOVED, "YES".to_string()), (METHOD, method)] {
+        if untouched(m, t) {
+            m.replace.push((tag_number(t), Value::from(v)));
+        }
+    }
+    Ok(())
 }
 
 async fn modify_instance(
@@ -178,7 +268,9 @@ async fn modify_instance(
     body: web::Bytes,
 ) -> ApiResult<Answer> {
     let body = parse_json(&body)?;
-    let m = parse(&body, None)?.modification;
+    let m = parse(&state, &body, None, anonymizing(&req))
+        .await?
+        .modification;
     let (ts, quality) = transcoding(&req, &body)?;
     let row = lookup(&state, &req).await?;
     let file = read_file(&state, &row).await?;
@@ -227,7 +319,7 @@ async fn modify_resource(
 ) -> ApiResult<Answer> {
     let body = parse_json(&body)?;
     let level = level_of(&req);
-    let parsed = parse(&body, Some(level))?;
+    let parsed = parse(&state, &body, Some(level), anonymizing(&req)).await?;
     check_in_place(&state, level, &parsed)?;
     let options = JobOptions::from_body(&body)?;
     let (transcode, quality) = transcoding(&req, &body)?;
@@ -236,8 +328,7 @@ async fn modify_resource(
     if state.reader.resource_any(&id).await?.is_none() {
         return Err(ApiError::new(OrthancCode::UnknownResource, id));
     }
-    let asynchronous = options.asynchronous;
-    let job = JobRequest::ResourceModification(Box::new(ModifyRequest {
+    let job = ModifyRequest {
         level,
         resources: vec![id],
         modification: parsed.modification,
@@ -245,8 +336,66 @@ async fn modify_resource(
         permissive: parsed.permissive,
         transcode,
         quality,
-    }));
-    let job_id = submit(&state, job, options).await?;
+        bulk: false,
+    };
+    run_job(&state, job, options).await
+}
+
+/// `POST /tools/bulk-modify` and `/tools/bulk-anonymize`: one job over `Resources` of any
+/// levels; the answer lists the new resources.
+async fn modify_bulk(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> ApiResult<Answer> {
+    let body = parse_json(&body)?;
+    let resources: Vec<String> = match body.get("Resources") {
+        Some(Value::Array(a)) if a.iter().all(Value::is_string) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        _ => {
+            return Err(ApiError::bad_request(
+                "\"Resources\" must be an array of strings",
+            ))
+        }
+    };
+    let level = match body.get("Level") {
+        None => None,
+        Some(Value::String(l)) => Some(Level::parse(l).ok_or_else(|| {
+            ApiError::new(
+                OrthancCode::ParameterOutOfRange,
+                format!("Unknown resource level: {l}"),
+            )
+        })?),
+        Some(_) => return Err(ApiError::bad_request("\"Level\" must be a string")),
+    };
+    let parsed = parse(&state, &body, level, anonymizing(&req)).await?;
+    let options = JobOptions::from_body(&body)?;
+    let (transcode, quality) = transcoding(&req, &body)?;
+    super::jobs::check_resources(&state, &resources).await?;
+    let job = ModifyRequest {
+        level: parsed.modification.level,
+        resources,
+        modification: parsed.modification,
+        keep_source: parsed.keep_source,
+        permissive: parsed.permissive,
+        transcode,
+        quality,
+        bulk: true,
+    };
+    run_job(&state, job, options).await
+}
+
+/// Queues a modification job; answers it (`Asynchronous`) or waits and answers its content.
+async fn run_job(state: &AppState, job: ModifyRequest, options: JobOptions) -> ApiResult<Answer> {
+    let asynchronous = options.asynchronous;
+    let job_id = submit(
+        state,
+        JobRequest::ResourceModification(Box::new(job)),
+        options,
+    )
+    .await?;
     if asynchronous {
         return Ok(submitted(&job_id));
     }

@@ -169,6 +169,19 @@ pub fn set_metadata_rows(conn: &Connection, kind: i64, rows: &[(String, String)]
     Ok(())
 }
 
+/// Increments a counter kept in the global properties; answers its new value (from 1).
+pub fn next_sequence(conn: &Connection, name: &str) -> Result<i64> {
+    let value: i64 = conn
+        .prepare_cached(
+            "INSERT INTO global_properties (name, value) VALUES (?, '1') \
+             ON CONFLICT (name) DO UPDATE SET value = CAST(value AS INTEGER) + 1 RETURNING value",
+        )?
+        .query_row([name], |r| r.get::<_, String>(0))?
+        .parse()
+        .unwrap_or(1);
+    Ok(value)
+}
+
 /// Deletes a metadata and logs UpdatedMetadata.
 pub fn delete_metadata(
     conn: &Connection,

@@ -35,6 +35,9 @@ pub struct ModifyRequest {
     pub transcode: Option<String>,
     #[serde(default)]
     pub quality: Option<u8>,
+    /// `/tools/bulk-*`: the answer lists every new resource instead of one.
+    #[serde(default)]
+    pub bulk: bool,
 }
 
 /// The ids of one source instance and of its modified copy.
@@ -101,7 +104,12 @@ pub async fn run(req: ModifyRequest, ctx: JobContext) -> Result<JobDone, JobErro
     })
     .await
     .map_err(|e| JobError::Failed(e.to_string()))??;
-    record_origins(&ctx, &done).await?;
+    let origin = if req.modification.anonymization.is_some() {
+        MetadataType::AnonymizedFrom
+    } else {
+        MetadataType::ModifiedFrom
+    };
+    record_origins(&ctx, &done, origin).await?;
     if !req.keep_source {
         delete_sources(&ctx, &done).await?;
     }
@@ -110,13 +118,15 @@ pub async fn run(req: ModifyRequest, ctx: JobContext) -> Result<JobDone, JobErro
         "Description": "REST API",
         "FailedInstancesCount": failed,
         "InstancesCount": done.len() as u64 + failed,
-        "IsAnonymization": false,
+        "IsAnonymization": req.modification.anonymization.is_some(),
         "ParentResources": req.resources,
     });
     if let Some(ts) = &req.transcode {
         content["Transcode"] = json!(ts);
     }
-    if let Some(first) = done.first() {
+    if req.bulk {
+        content["Resources"] = new_resources(&done);
+    } else if let Some(first) = done.first() {
         let id = at(&first.new, req.level);
         content["ID"] = json!(id);
         content["Path"] = json!(format!("/{}/{id}", req.level.plural()));
@@ -127,6 +137,19 @@ pub async fn run(req: ModifyRequest, ctx: JobContext) -> Result<JobDone, JobErro
         content,
         output: false,
     })
+}
+
+/// The new resources of a bulk job: instances, series, studies then patients, each sorted.
+fn new_resources(done: &[Done]) -> serde_json::Value {
+    let mut out = Vec::new();
+    for level in [Level::Instance, Level::Series, Level::Study, Level::Patient] {
+        let ids: std::collections::BTreeSet<&str> =
+            done.iter().map(|d| at(&d.new, level)).collect();
+        out.extend(ids.into_iter().map(|id| {
+            json!({"Type": level.name(), "ID": id, "Path": format!("/{}/{id}", level.plural())})
+        }));
+    }
+    serde_json::Value::Array(out)
 }
 
 /// Stores a modified file through the ingestion (blocking); its ids.
@@ -151,8 +174,12 @@ fn store(
     }
 }
 
-/// `ModifiedFrom` on each new instance, and on its parents whose id changed.
-async fn record_origins(ctx: &JobContext, done: &[Done]) -> Result<(), JobError> {
+/// `ModifiedFrom` (or `AnonymizedFrom`) on each new instance, and on its parents whose id changed.
+async fn record_origins(
+    ctx: &JobContext,
+    done: &[Done],
+    origin: MetadataType,
+) -> Result<(), JobError> {
     let mut rows: Vec<(String, String)> = Vec::new();
     for d in done {
         for level in Level::ALL {
@@ -164,7 +191,7 @@ async fn record_origins(ctx: &JobContext, done: &[Done]) -> Result<(), JobError>
     }
     rows.sort();
     rows.dedup();
-    let kind = MetadataType::ModifiedFrom.number();
+    let kind = origin.number();
     ctx.writer
         .write(move |c| write::set_metadata_rows(c, kind, &rows))
         .await?;

@@ -1,5 +1,6 @@
 //! DICOM model for pacsnode: Part-10 parser, character sets, and the
 //! Orthanc / DICOMweb JSON renderings.
+pub mod anonymize;
 pub mod charset;
 pub mod content;
 pub mod dicomweb_json;

@@ -9,10 +9,13 @@ use std::collections::HashMap;
 use dicom_core::value::{DataSetSequence, PrimitiveValue};
 use dicom_core::{DataElement, Length, Tag, VR};
 use dicom_dictionary_std::StandardDataDictionary;
-use dicom_object::{InMemDicomObject, OpenFileOptions};
+use dicom_encoding::transfer_syntax::TransferSyntaxIndex;
+use dicom_object::{DefaultDicomObject, FileMetaTableBuilder, InMemDicomObject, OpenFileOptions};
+use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::anonymize;
 use crate::model::Level;
 
 /// What to change. Tags are `gggg << 16 | eeee` (so that a job can store it as JSON).
@@ -26,6 +29,18 @@ pub struct Modification {
     pub remove: Vec<u32>,
     pub keep: Vec<u32>,
     pub remove_private_tags: bool,
+    /// De-identification (`/anonymize`), on top of the above.
+    #[serde(default)]
+    pub anonymization: Option<Anonymization>,
+}
+
+/// What `/anonymize` adds to a modification.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Anonymization {
+    /// The version of the profile (`DicomVersion`).
+    pub version: String,
+    pub keep_private_tags: bool,
 }
 
 /// Errors of a modification.
@@ -72,11 +87,21 @@ pub fn new_uid() -> String {
 pub struct UidMap(HashMap<(Level, String), String>);
 
 impl UidMap {
-    fn map(&mut self, level: Level, original: &str) -> String {
+    /// The new value of an identifier: a UID, or a UUID for a PatientID.
+    pub fn map(&mut self, level: Level, original: &str) -> String {
         self.0
             .entry((level, original.trim().to_string()))
-            .or_insert_with(new_uid)
+            .or_insert_with(|| match level {
+                Level::Patient => uuid::Uuid::new_v4().to_string(),
+                _ => new_uid(),
+            })
             .clone()
+    }
+
+    /// Records the new value the user chose for an identifier.
+    fn force(&mut self, level: Level, original: &str, new: &str) {
+        self.0
+            .insert((level, original.trim().to_string()), new.to_string());
     }
 }
 
@@ -95,6 +120,15 @@ impl Modification {
 
     pub fn is_removed(&self, t: Tag) -> bool {
         Self::has(&self.remove, t)
+    }
+
+    /// Whether private tags stay (anonymization with `KeepPrivateTags`, or a modification
+    /// without `RemovePrivateTags`).
+    pub fn keep_private_tags(&self) -> bool {
+        match &self.anonymization {
+            Some(a) => a.keep_private_tags,
+            None => !self.remove_private_tags,
+        }
     }
 
     /// Orthanc's level of an instance modification: the highest identifier replaced.
@@ -188,29 +222,87 @@ fn primitive(vr: VR, s: &str) -> PrimitiveValue {
     parsed.unwrap_or_else(|| PrimitiveValue::from(s))
 }
 
+/// Reads a DICOM file: Part 10 (with or without preamble), or a bare data set (implicit or
+/// explicit VR little endian, as Orthanc accepts them), given a meta header.
+fn open(file: &[u8]) -> Result<DefaultDicomObject, ModifyError> {
+    let read = |e: &dyn std::fmt::Display| ModifyError::Read(e.to_string());
+    if file.len() >= 132 && &file[128..132] == b"DICM" {
+        return OpenFileOptions::new()
+            .from_reader(&file[128..])
+            .map_err(|e| read(&e));
+    }
+    if file.starts_with(b"DICM") {
+        return OpenFileOptions::new()
+            .from_reader(file)
+            .map_err(|e| read(&e));
+    }
+    let explicit = file.len() > 6 && file[4].is_ascii_uppercase() && file[5].is_ascii_uppercase();
+    let uid = if explicit {
+        "1.2.840.10008.1.2.1"
+    } else {
+        "1.2.840.10008.1.2"
+    };
+    let ts = TransferSyntaxRegistry
+        .get(uid)
+        .ok_or_else(|| read(&"unknown transfer syntax"))?;
+    let ds = InMemDicomObject::read_dataset_with_ts(file, ts).map_err(|e| read(&e))?;
+    let text = |t: Tag| {
+        ds.element(t)
+            .ok()
+            .and_then(|e| e.to_str().ok())
+            .map(|s| s.trim_end_matches(['\0', ' ']).to_string())
+            .unwrap_or_default()
+    };
+    let (class, sop) = (text(SOP_CLASS_UID), text(SOP_INSTANCE_UID));
+    ds.with_meta(
+        FileMetaTableBuilder::new()
+            .transfer_syntax(uid)
+            .media_storage_sop_class_uid(class)
+            .media_storage_sop_instance_uid(sop),
+    )
+    .map_err(|e| read(&e))
+}
+
 /// Applies a modification to a DICOM file (with or without preamble); returns the new file.
 pub fn modify(file: &[u8], m: &Modification, uids: &mut UidMap) -> Result<Vec<u8>, ModifyError> {
-    let start = if file.len() >= 132 && &file[128..132] == b"DICM" {
-        128
-    } else {
-        0
+    let mut obj = open(file)?;
+    let current = |obj: &InMemDicomObject, t: Tag| {
+        obj.element(t)
+            .ok()
+            .and_then(|e| e.to_str().ok())
+            .map(|s| s.trim_end_matches(['\0', ' ']).to_string())
+            .unwrap_or_default()
     };
-    let mut obj = OpenFileOptions::new()
-        .from_reader(&file[start..])
-        .map_err(|e| ModifyError::Read(e.to_string()))?;
-    if m.remove_private_tags {
-        let private: Vec<Tag> = obj
-            .iter()
-            .map(|e| e.header().tag)
-            .filter(|t| t.0 % 2 == 1 && !m.is_kept(*t))
-            .collect();
-        for t in private {
-            obj.remove_element(t);
+    let profile = match &m.anonymization {
+        Some(a) => Some(anonymize::profile(&a.version).ok_or_else(|| {
+            ModifyError::BadValue(format!("Unknown DICOM version: {}", a.version))
+        })?),
+        None => None,
+    };
+    if profile.is_some() {
+        // References to a UID the user chose follow it.
+        for (t, level) in [
+            (STUDY_INSTANCE_UID, Level::Study),
+            (SERIES_INSTANCE_UID, Level::Series),
+            (SOP_INSTANCE_UID, Level::Instance),
+        ] {
+            if let Some((_, Value::String(new))) =
+                m.replace.iter().find(|(n, _)| *n == tag_number(t))
+            {
+                uids.force(level, &current(&obj, t), new);
+            }
         }
     }
-    for t in m.remove.iter().map(|n| tag_of(*n)) {
-        if !m.is_kept(t) {
+    let untouched = |t: Tag| !m.is_kept(t) && !m.is_replaced(t) && !m.is_removed(t);
+    let tags: Vec<Tag> = obj.tags().collect();
+    for t in tags {
+        let private = t.0 % 2 == 1 && !m.keep_private_tags();
+        let by_profile = profile.is_some_and(|p| p.removes(t)) && untouched(t);
+        if (private || by_profile || m.is_removed(t)) && !m.is_kept(t) {
             obj.remove_element(t);
+        } else if profile.is_some_and(|p| p.clear.contains(&tag_number(t))) && untouched(t) {
+            let vr = obj.element(t).map(|e| e.vr()).unwrap_or(VR::LO);
+            obj.put(DataElement::new(t, vr, PrimitiveValue::Empty));
         }
     }
     for (n, v) in &m.replace {
@@ -219,13 +311,6 @@ pub fn modify(file: &[u8], m: &Modification, uids: &mut UidMap) -> Result<Vec<u8
             obj.put(element(t, v)?);
         }
     }
-    let current = |obj: &dicom_object::DefaultDicomObject, t: Tag| {
-        obj.element(t)
-            .ok()
-            .and_then(|e| e.to_str().ok())
-            .map(|s| s.trim_end_matches(['\0', ' ']).to_string())
-            .unwrap_or_default()
-    };
     let regenerated = [
         (STUDY_INSTANCE_UID, Level::Study),
         (SERIES_INSTANCE_UID, Level::Series),
@@ -236,6 +321,9 @@ pub fn modify(file: &[u8], m: &Modification, uids: &mut UidMap) -> Result<Vec<u8
             let new = uids.map(level, &current(&obj, t));
             obj.put(DataElement::new(t, VR::UI, PrimitiveValue::from(new)));
         }
+    }
+    if let Some(p) = profile {
+        anonymize::visit_top(&mut obj, m, p, uids);
     }
     let (sop, class) = (
         current(&obj, SOP_INSTANCE_UID),
