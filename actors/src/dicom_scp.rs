@@ -48,6 +48,7 @@ pub fn store_received(
     let sent = futures_executor::block_on(ingest.send(StoreInstance {
         data: Arc::new(file),
         origin,
+        refresh_parents: false,
     }));
     match sent {
         Ok(Ok(stored)) if stored.status != StoreStatus::FilteredOut => Ok(stored),

@@ -76,6 +76,9 @@ pub struct StoredInstance {
 pub struct StoreInstance {
     pub data: Arc<Vec<u8>>,
     pub origin: Origin,
+    /// The main tags of existing parents are rewritten from this instance (what a
+    /// modification does, so that a study modified in place shows its new tags).
+    pub refresh_parents: bool,
 }
 
 /// The ingestion actor: a pool of `PacsnodeIngestConcurrency` threads (a SyncArbiter), so
@@ -142,7 +145,8 @@ impl IngestActor {
         };
         let uuid = file.uuid.clone();
         let ids = prepared.ids.clone();
-        let req = prepared.into_request(&msg.origin, file, md5, compressed_md5, settings);
+        let mut req = prepared.into_request(&msg.origin, file, md5, compressed_md5, settings);
+        req.refresh_parents = msg.refresh_parents;
         let metadata: Map<String, Value> = req
             .metadata
             .iter()
@@ -305,6 +309,7 @@ impl Prepared {
             stable_deadline: now_utc.timestamp_millis() + settings.stable_age_ms,
             overwrite: settings.overwrite,
             limits: settings.limits,
+            refresh_parents: false,
         }
     }
 }

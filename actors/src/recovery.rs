@@ -108,6 +108,7 @@ pub async fn recover(
             .send(StoreInstance {
                 data: data.into(),
                 origin,
+                refresh_parents: false,
             })
             .await;
         match answer {

@@ -364,3 +364,53 @@ fn bulk_modify_lists_the_new_resources() {
     let (status, _) = post_json(&s, "/tools/bulk-modify", json!({"Replace": {}}));
     assert_eq!(status, 400);
 }
+
+#[test]
+fn modify_inside_sequences_and_keep_labels() {
+    let s = Server::start(json!({}));
+    let first = Fixture::new("PATHS", 1);
+    let second = Fixture::new("PATHS", 2);
+    s.post("/instances", &with_reference(&first, None));
+    let (_, b) = s.post("/instances", &with_reference(&second, Some(&first.sop_uid)));
+    let series = b["ParentSeries"].as_str().unwrap().to_string();
+    let (status, _) = s.send("PUT", &format!("/series/{series}/labels/tagged"), b"", &[]);
+    assert_eq!(status, 200);
+    let (status, answer) = post_json(
+        &s,
+        &format!("/series/{series}/modify"),
+        json!({
+            "Replace": {"ReferencedImageSequence[*].ReferencedSOPClassUID": "1.2.3"},
+            "Remove": ["ReferencedImageSequence[0].ReferencedSOPInstanceUID",
+                       "ReferencedImageSequence[5].ReferencedSOPInstanceUID"],
+            "KeepLabels": true
+        }),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let new = answer["ID"].as_str().unwrap();
+    assert_eq!(s.get(&format!("/series/{new}/labels")), json!(["tagged"]));
+    let instance = s
+        .get(&format!("/series/{new}/instances"))
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["MainDicomTags"]["InstanceNumber"] == "2")
+        .unwrap()["ID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let item = &s.get(&format!("/instances/{instance}/tags?short"))["0008,1140"][0];
+    assert_eq!(item["0008,1150"], "1.2.3");
+    assert!(item.get("0008,1155").is_none(), "{item}");
+    // Malformed paths.
+    for bad in [
+        "ReferencedImageSequence.ReferencedSOPClassUID",
+        "NoSuchSequence[0].PatientName",
+    ] {
+        let (status, err) = post_json(
+            &s,
+            &format!("/series/{series}/modify"),
+            json!({"Replace": {bad: "x"}}),
+        );
+        assert!(status == 400 || status == 500, "{bad}: {status} {err}");
+    }
+}

@@ -11,6 +11,7 @@ use pacsnode_actors::model::dicom::modify::{
     modify, tag_number, Anonymization, Modification, UidMap, IDENTIFIERS, PATIENT_ID,
     SERIES_INSTANCE_UID, SOP_INSTANCE_UID, STUDY_INSTANCE_UID,
 };
+use pacsnode_actors::model::dicom::tag_path::{self, PathError, TagPath};
 use pacsnode_actors::model::dicom::{anonymize, PrivateDictionary, Tag};
 use pacsnode_actors::model::Level;
 use pacsnode_actors::transcode;
@@ -54,39 +55,58 @@ struct Parsed {
     modification: Modification,
     keep_source: bool,
     permissive: bool,
+    keep_labels: bool,
 }
 
-fn tag(name: &str) -> ApiResult<Tag> {
-    if name.contains('.') || name.contains('[') {
-        return Err(ApiError::new(
-            OrthancCode::NotImplemented,
-            format!("Paths into sequences are not supported yet: {name}"),
-        ));
+/// A name in `Replace`, `Remove` or `Keep`: a tag, or a path into sequences.
+enum Name {
+    Tag(Tag),
+    Path(TagPath),
+}
+
+fn unknown(name: &str) -> ApiError {
+    ApiError::new(
+        OrthancCode::UnknownDicomTag,
+        format!("Unknown DICOM tag: \"{name}\""),
+    )
+}
+
+fn name(dictionary: &PrivateDictionary, name: &str) -> ApiResult<Name> {
+    if tag_path::is_path(name) {
+        return tag_path::parse(name, &|s| dictionary.tag_of(s))
+            .map(Name::Path)
+            .map_err(|e| match e {
+                PathError::UnknownTag(t) => unknown(&t),
+                PathError::BadPath(m) => ApiError::new(OrthancCode::ParameterOutOfRange, m),
+            });
     }
-    parse_tag(name).ok_or_else(|| {
-        ApiError::new(
-            OrthancCode::UnknownDicomTag,
-            format!("Unknown DICOM tag: \"{name}\""),
-        )
-    })
+    parse_tag(name)
+        .or_else(|| dictionary.tag_of(name))
+        .map(Name::Tag)
+        .ok_or_else(|| unknown(name))
 }
 
-fn tags(body: &Value, key: &str) -> ApiResult<Vec<Tag>> {
+/// The tags and the paths of `Remove` or `Keep`.
+fn names(
+    dictionary: &PrivateDictionary,
+    body: &Value,
+    key: &str,
+) -> ApiResult<(Vec<Tag>, Vec<TagPath>)> {
+    let bad = || ApiError::bad_request(format!("\"{key}\" must be an array of strings"));
+    let (mut tags, mut paths) = (Vec::new(), Vec::new());
     match body.get(key) {
-        None => Ok(Vec::new()),
-        Some(Value::Array(a)) => a
-            .iter()
-            .map(|v| match v {
-                Value::String(s) => tag(s),
-                _ => Err(ApiError::bad_request(format!(
-                    "\"{key}\" must be an array of strings"
-                ))),
-            })
-            .collect(),
-        Some(_) => Err(ApiError::bad_request(format!(
-            "\"{key}\" must be an array of strings"
-        ))),
+        None => {}
+        Some(Value::Array(a)) => {
+            for v in a {
+                match name(dictionary, v.as_str().ok_or_else(bad)?)? {
+                    Name::Tag(t) => tags.push(t),
+                    Name::Path(p) => paths.push(p),
+                }
+            }
+        }
+        Some(_) => return Err(bad()),
     }
+    Ok((tags, paths))
 }
 
 fn flag(body: &Value, key: &str, default: bool) -> ApiResult<bool> {
@@ -119,21 +139,24 @@ async fn parse(
         ));
     }
     let force = flag(body, "Force", false)?;
-    let remove = tags(body, "Remove")?;
-    let keep = tags(body, "Keep")?;
-    let mut replace = Vec::new();
+    let dictionary = &state.dictionary;
+    let (remove, path_remove) = names(dictionary, body, "Remove")?;
+    let (keep, path_keep) = names(dictionary, body, "Keep")?;
+    let (mut replace, mut path_replace) = (Vec::new(), Vec::new());
     match body.get("Replace") {
         None => {}
         Some(Value::Object(r)) => {
-            for (name, v) in r {
-                let t = tag(name)?;
+            for (key, v) in r {
                 if !matches!(v, Value::String(_) | Value::Null | Value::Array(_)) {
                     return Err(ApiError::new(
                         OrthancCode::BadParameterType,
-                        format!("Bad value for tag {name}: a string, null or an array is expected"),
+                        format!("Bad value for tag {key}: a string, null or an array is expected"),
                     ));
                 }
-                replace.push((t, v.clone()));
+                match name(dictionary, key)? {
+                    Name::Tag(t) => replace.push((t, v.clone())),
+                    Name::Path(p) => path_replace.push((p, v.clone())),
+                }
             }
         }
         Some(_) => return Err(ApiError::bad_request("\"Replace\" must be a JSON object")),
@@ -175,7 +198,12 @@ async fn parse(
     } else {
         None
     };
-    let altered = !(replace.is_empty() && remove.is_empty() && keep.is_empty())
+    let altered = !(replace.is_empty()
+        && remove.is_empty()
+        && keep.is_empty()
+        && path_replace.is_empty()
+        && path_remove.is_empty()
+        && path_keep.is_empty())
         || anonymization.as_ref().is_some_and(|a| a.keep_private_tags);
     let mut modification = Modification {
         level: Level::Instance,
@@ -187,6 +215,9 @@ async fn parse(
         keep: keep.into_iter().map(tag_number).collect(),
         remove_private_tags: flag(body, "RemovePrivateTags", false)?,
         anonymization,
+        path_replace,
+        path_remove,
+        path_keep,
     };
     modification.level = level.unwrap_or_else(|| modification.detect_level());
     if let Some(a) = &modification.anonymization {
@@ -196,6 +227,7 @@ async fn parse(
     Ok(Parsed {
         modification,
         keep_source: flag(body, "KeepSource", true)?,
+        keep_labels: flag(body, "KeepLabels", false)?,
         permissive: flag(body, "Permissive", false)?,
     })
 }
@@ -277,12 +309,20 @@ async fn modify_instance(
     let out = web::block(move || {
         let out = modify(&file, &m, &mut UidMap::default())
             .map_err(|e| ApiError::new(OrthancCode::BadRequest, e.to_string()))?;
-        match ts {
-            None => Ok(out),
-            Some(ts) => transcode::transcode(&out, &ts, quality).map_err(|e| {
-                ApiError::new(OrthancCode::InternalError, format!("Cannot transcode: {e}"))
-            }),
+        let Some(ts) = ts else { return Ok(out) };
+        let out = transcode::transcode(&out, &ts, quality).map_err(|e| {
+            ApiError::new(OrthancCode::InternalError, format!("Cannot transcode: {e}"))
+        })?;
+        if !transcode::is_lossy(&ts) {
+            return Ok(out);
         }
+        // A lossy copy is a new instance: it gets a SOPInstanceUID of its own, as in Orthanc.
+        modify(
+            &out,
+            &Modification::at(Level::Instance),
+            &mut UidMap::default(),
+        )
+        .map_err(|e| ApiError::new(OrthancCode::InternalError, e.to_string()))
     })
     .await??;
     Ok(Answer::Bytes(out, "application/dicom"))
@@ -312,6 +352,66 @@ fn check_in_place(state: &AppState, level: Level, p: &Parsed) -> ApiResult<()> {
     Ok(())
 }
 
+/// The main tags of a patient (Orthanc's list).
+const PATIENT_TAGS: [Tag; 5] = [
+    Tag(0x0010, 0x0010),
+    PATIENT_ID,
+    Tag(0x0010, 0x0030),
+    Tag(0x0010, 0x0040),
+    Tag(0x0010, 0x1000),
+];
+
+/// Orthanc's check before patient tags change through a study: if the study would join (or
+/// stay in) a patient with other studies, that patient's tags must be given exactly as they
+/// are, or the patient's other studies would disagree with it.
+async fn check_patient_tags(state: &AppState, study: &str, m: &Modification) -> ApiResult<()> {
+    if !PATIENT_TAGS.iter().any(|t| m.is_replaced(*t)) {
+        return Ok(());
+    }
+    let replaced = |t: Tag| {
+        m.replace
+            .iter()
+            .find(|(n, _)| *n == tag_number(t))
+            .map(|(_, v)| v.as_str().unwrap_or_default().to_string())
+    };
+    let row = state.reader.resource(Level::Study, study).await?;
+    let parent = row.parent_id.unwrap_or_default();
+    let current = state.reader.resource_by_id(parent).await?;
+    let num = |t: Tag| (t.0, t.1);
+    let target_id = replaced(PATIENT_ID).unwrap_or_else(|| {
+        current
+            .main_tags
+            .get(num(PATIENT_ID))
+            .unwrap_or("")
+            .to_string()
+    });
+    let target = pacsnode_actors::model::ids::orthanc_hash(&target_id);
+    let Some(patient) = state.reader.resource_any(&target).await? else {
+        return Ok(());
+    };
+    let studies = state.reader.descendants(patient.id, Level::Study).await?;
+    if studies.iter().all(|s| s.public_id == study) {
+        return Ok(());
+    }
+    for t in PATIENT_TAGS {
+        let existing = patient.main_tags.get(num(t)).map(str::to_string);
+        let asked = replaced(t);
+        // Every tag the patient has must be given as it is; no tag it lacks may be given.
+        let consistent = match (&existing, &asked) {
+            (Some(e), Some(a)) => e == a,
+            (None, None) => true,
+            _ => false,
+        };
+        if !consistent {
+            return Err(ApiError::bad_request(format!(
+                "Trying to change patient tags in a study. The Patient already exists and has other studies. All the 'Patient' tags that are provided must match the existing ones. Failing tag: {:04x},{:04x}",
+                t.0, t.1
+            )));
+        }
+    }
+    Ok(())
+}
+
 async fn modify_resource(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -321,10 +421,13 @@ async fn modify_resource(
     let level = level_of(&req);
     let parsed = parse(&state, &body, Some(level), anonymizing(&req)).await?;
     check_in_place(&state, level, &parsed)?;
+    let id = req.match_info().get("id").unwrap_or_default().to_string();
+    if level == Level::Study && parsed.modification.anonymization.is_none() {
+        check_patient_tags(&state, &id, &parsed.modification).await?;
+    }
     let options = JobOptions::from_body(&body)?;
     let (transcode, quality) = transcoding(&req, &body)?;
     // Orthanc does not check the level of `{id}`: the instances of any resource are modified.
-    let id = req.match_info().get("id").unwrap_or_default().to_string();
     if state.reader.resource_any(&id).await?.is_none() {
         return Err(ApiError::new(OrthancCode::UnknownResource, id));
     }
@@ -337,6 +440,7 @@ async fn modify_resource(
         transcode,
         quality,
         bulk: false,
+        keep_labels: parsed.keep_labels,
     };
     run_job(&state, job, options).await
 }
@@ -383,6 +487,7 @@ async fn modify_bulk(
         transcode,
         quality,
         bulk: true,
+        keep_labels: parsed.keep_labels,
     };
     run_job(&state, job, options).await
 }

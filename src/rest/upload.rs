@@ -109,6 +109,7 @@ async fn store(state: &AppState, data: Vec<u8>, origin: Origin) -> ApiResult<Sto
         .send(StoreInstance {
             data: Arc::new(data),
             origin,
+            refresh_parents: false,
         })
         .await??)
 }

@@ -39,6 +39,8 @@ pub struct NewInstance {
     pub stable_deadline: i64,
     pub overwrite: bool,
     pub limits: StorageLimits,
+    /// Rewrite the main tags of the parents that exist already from this instance's.
+    pub refresh_parents: bool,
 }
 
 /// MaximumStorageSize / MaximumPatientCount / MaximumStorageMode.
@@ -101,7 +103,16 @@ pub fn store_instance(conn: &Connection, req: &NewInstance) -> Result<StoreOutco
         .enumerate()
     {
         let id = match find_id(conn, &req.ids[i])? {
-            Some((id, _)) => id,
+            Some((id, _)) => {
+                if req.refresh_parents {
+                    conn.prepare_cached("UPDATE resources SET main_tags = jsonb(?) WHERE id = ?")?
+                        .execute(params![
+                            Value::Object(req.main_tags[i].clone()).to_string(),
+                            id
+                        ])?;
+                }
+                id
+            }
             None => {
                 created[i] = true;
                 insert_resource(

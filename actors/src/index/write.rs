@@ -169,6 +169,16 @@ pub fn set_metadata_rows(conn: &Connection, kind: i64, rows: &[(String, String)]
     Ok(())
 }
 
+/// Adds labels to resources given by public id (those that do not exist are skipped).
+pub fn add_labels(conn: &Connection, labels: &[(String, String)]) -> Result<()> {
+    for (public_id, label) in labels {
+        if let Some((id, _)) = find_id(conn, public_id)? {
+            add_label(conn, id, label)?;
+        }
+    }
+    Ok(())
+}
+
 /// Increments a counter kept in the global properties; answers its new value (from 1).
 pub fn next_sequence(conn: &Connection, name: &str) -> Result<i64> {
     let value: i64 = conn

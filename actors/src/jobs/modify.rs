@@ -38,6 +38,9 @@ pub struct ModifyRequest {
     /// `/tools/bulk-*`: the answer lists every new resource instead of one.
     #[serde(default)]
     pub bulk: bool,
+    /// The new resources get the labels of their sources (`KeepLabels`).
+    #[serde(default)]
+    pub keep_labels: bool,
 }
 
 /// The ids of one source instance and of its modified copy.
@@ -71,6 +74,13 @@ pub async fn run(req: ModifyRequest, ctx: JobContext) -> Result<JobDone, JobErro
         .clone()
         .ok_or_else(|| JobError::Failed("no ingestion to store into".into()))?;
     let total = instances.len() as u64 + if req.keep_source { 1 } else { 2 };
+    // Read first: a modification in place replaces the sources.
+    let labels = if req.keep_labels {
+        let sources: Vec<InstanceIds> = instances.iter().map(|(_, i, _)| ids_of(i)).collect();
+        source_labels(&ctx, sources).await?
+    } else {
+        Vec::new()
+    };
     let (job, request) = (ctx.clone(), req.clone());
     let (done, failed) = tokio::task::spawn_blocking(move || {
         let mut uids = UidMap::default();
@@ -113,6 +123,7 @@ pub async fn run(req: ModifyRequest, ctx: JobContext) -> Result<JobDone, JobErro
     if !req.keep_source {
         delete_sources(&ctx, &done).await?;
     }
+    copy_labels(&ctx, &done, labels).await?;
     ctx.set_progress(total, total);
     let mut content = json!({
         "Description": "REST API",
@@ -163,6 +174,7 @@ fn store(
             kind: "RestApi",
             ..Default::default()
         },
+        refresh_parents: true,
     }));
     match sent {
         Ok(Ok(s)) if matches!(s.status, StoreStatus::Success | StoreStatus::AlreadyStored) => {
@@ -194,6 +206,60 @@ async fn record_origins(
     let kind = origin.number();
     ctx.writer
         .write(move |c| write::set_metadata_rows(c, kind, &rows))
+        .await?;
+    Ok(())
+}
+
+/// The labels of the sources, at every level: `(source public id, label)`.
+async fn source_labels(
+    ctx: &JobContext,
+    sources: Vec<InstanceIds>,
+) -> Result<Vec<(String, String)>, JobError> {
+    let labels = ctx
+        .reader
+        .with(move |c| {
+            let mut out = Vec::new();
+            for s in &sources {
+                for level in Level::ALL {
+                    let id = at(s, level);
+                    if let Some(row) = crate::index::read::resource_by_public_id(c, id)? {
+                        for l in crate::index::read::labels(c, row.id)? {
+                            out.push((id.to_string(), l));
+                        }
+                    }
+                }
+            }
+            out.sort();
+            out.dedup();
+            Ok(out)
+        })
+        .await?;
+    Ok(labels)
+}
+
+/// Gives each new resource the labels of its source.
+async fn copy_labels(
+    ctx: &JobContext,
+    done: &[Done],
+    labels: Vec<(String, String)>,
+) -> Result<(), JobError> {
+    if labels.is_empty() {
+        return Ok(());
+    }
+    let mut rows = Vec::new();
+    for d in done {
+        for level in Level::ALL {
+            let (source, new) = (at(&d.source, level), at(&d.new, level));
+            rows.extend(
+                labels
+                    .iter()
+                    .filter(|(id, _)| id == source)
+                    .map(|(_, l)| (new.to_string(), l.clone())),
+            );
+        }
+    }
+    ctx.writer
+        .write(move |c| write::add_labels(c, &rows))
         .await?;
     Ok(())
 }

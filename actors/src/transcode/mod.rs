@@ -34,6 +34,15 @@ pub enum TranscodeError {
     Failed(String, String),
 }
 
+/// Whether `uid` is a lossy transfer syntax (JPEG baseline/extended, JPEG-LS near-lossless,
+/// JPEG 2000).
+pub fn is_lossy(uid: &str) -> bool {
+    matches!(
+        uid.trim_end_matches('\0'),
+        JPEG_BASELINE | JPEG_EXTENDED | "1.2.840.10008.1.2.4.81" | "1.2.840.10008.1.2.4.91"
+    )
+}
+
 /// Whether `uid` is a transfer syntax this server can write.
 pub fn is_supported(uid: &str) -> bool {
     matches!(uid, JPEG_EXTENDED | JPEG_LOSSLESS | JPEG_LOSSLESS_SV1)

@@ -130,9 +130,10 @@ fn is_text(vr: VR) -> bool {
 }
 
 /// The level whose map gives the new value of a UID attribute, if it is one to map.
-fn uid_level(m: &Modification, p: &Profile, t: Tag, path: &[Tag]) -> Option<Level> {
+fn uid_level(m: &Modification, p: &Profile, t: Tag, path: &[(Tag, usize)]) -> Option<Level> {
+    let tags: Vec<Tag> = path.iter().map(|(t, _)| *t).collect();
     if t == REFERENCED_SOP_INSTANCE_UID
-        && path == [RT_REFERENCED_FRAME_OF_REFERENCE, RT_REFERENCED_STUDY]
+        && tags == [RT_REFERENCED_FRAME_OF_REFERENCE, RT_REFERENCED_STUDY]
     {
         return Some(Level::Study);
     }
@@ -162,7 +163,7 @@ pub fn visit_top(ds: &mut InMemDicomObject, m: &Modification, p: &Profile, uids:
                 map_value(ds, t, level, uids);
             }
         } else if ds.get(t).is_some_and(|e| e.vr() == VR::SQ) {
-            visit_items(ds, t, m, p, uids, &mut vec![t]);
+            visit_items(ds, t, m, p, uids, &mut Vec::new());
         }
     }
 }
@@ -182,12 +183,14 @@ fn visit_items(
     m: &Modification,
     p: &Profile,
     uids: &mut UidMap,
-    path: &mut Vec<Tag>,
+    path: &mut Vec<(Tag, usize)>,
 ) {
     ds.update_value(t, |v| {
         if let Some(items) = v.items_mut() {
-            for item in items.iter_mut() {
+            for (i, item) in items.iter_mut().enumerate() {
+                path.push((t, i));
                 visit_item(item, m, p, uids, path);
+                path.pop();
             }
         }
     });
@@ -199,7 +202,7 @@ fn visit_item(
     m: &Modification,
     p: &Profile,
     uids: &mut UidMap,
-    path: &mut Vec<Tag>,
+    path: &mut Vec<(Tag, usize)>,
 ) {
     let tags: Vec<Tag> = item.tags().collect();
     let remove_private = !m.keep_private_tags();
@@ -207,6 +210,9 @@ fn visit_item(
         let Some(vr) = item.get(t).map(|e| e.vr()) else {
             continue;
         };
+        if m.path_keep.iter().any(|k| k.covers(path, t)) {
+            continue;
+        }
         if (remove_private && t.0 % 2 == 1) || p.removes(t) || m.is_removed(t) {
             item.remove_element(t);
         } else if p.clear.contains(&tag_number(t)) {
@@ -218,9 +224,7 @@ fn visit_item(
         } else if let Some(level) = uid_level(m, p, t, path) {
             map_value(item, t, level, uids);
         } else if vr == VR::SQ {
-            path.push(t);
             visit_items(item, t, m, p, uids, path);
-            path.pop();
         }
     }
 }

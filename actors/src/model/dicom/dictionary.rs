@@ -46,6 +46,20 @@ impl PrivateDictionary {
         Self::default()
     }
 
+    /// The tag of a name registered here (private tags in their first block, `gggg,10xx`).
+    pub fn tag_of(&self, name: &str) -> Option<Tag> {
+        self.public
+            .iter()
+            .find(|(_, e)| e.name == name)
+            .map(|(k, _)| Tag(k.0, k.1))
+            .or_else(|| {
+                self.private
+                    .iter()
+                    .find(|(_, e)| e.name == name)
+                    .map(|(k, _)| Tag(k.0, 0x1000 | u16::from(k.2)))
+            })
+    }
+
     /// Registers a tag as with Orthanc's "Dictionary" configuration option.
     /// `creator` is required for private tags (odd groups).
     pub fn add(&mut self, tag: Tag, vr: VR, name: &str, creator: Option<&str>) {

@@ -10,6 +10,7 @@ pub mod dictionary;
 pub mod modify;
 pub mod orthanc_json;
 pub mod parse;
+pub mod tag_path;
 pub use charset::Encoding;
 pub use content::{browse, ContentAnswer};
 pub use dicomweb_json::{to_dicomweb_json, try_to_dicomweb_json, BinaryMode, DicomWebOptions};

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::anonymize;
+use super::tag_path::{self, TagPath};
 use crate::model::Level;
 
 /// What to change. Tags are `gggg << 16 | eeee` (so that a job can store it as JSON).
@@ -32,6 +33,14 @@ pub struct Modification {
     /// De-identification (`/anonymize`), on top of the above.
     #[serde(default)]
     pub anonymization: Option<Anonymization>,
+    /// Replacements and removals inside sequences, applied last.
+    #[serde(default)]
+    pub path_replace: Vec<(TagPath, Value)>,
+    #[serde(default)]
+    pub path_remove: Vec<TagPath>,
+    /// Elements inside sequences that an anonymization leaves as they are.
+    #[serde(default)]
+    pub path_keep: Vec<TagPath>,
 }
 
 /// What `/anonymize` adds to a modification.
@@ -106,6 +115,21 @@ impl UidMap {
 }
 
 impl Modification {
+    /// A modification that changes nothing but the identifiers from `level` down.
+    pub fn at(level: Level) -> Modification {
+        Modification {
+            level,
+            replace: Vec::new(),
+            remove: Vec::new(),
+            keep: Vec::new(),
+            remove_private_tags: false,
+            anonymization: None,
+            path_replace: Vec::new(),
+            path_remove: Vec::new(),
+            path_keep: Vec::new(),
+        }
+    }
+
     fn has(list: &[u32], t: Tag) -> bool {
         list.contains(&tag_number(t))
     }
@@ -263,6 +287,27 @@ fn open(file: &[u8]) -> Result<DefaultDicomObject, ModifyError> {
     .map_err(|e| read(&e))
 }
 
+/// The removals, then the replacements, inside sequences (in the items that exist).
+fn apply_paths(obj: &mut InMemDicomObject, m: &Modification) -> Result<(), ModifyError> {
+    for p in &m.path_remove {
+        let t = Tag(p.tag.0, p.tag.1);
+        tag_path::for_each_item(obj, &p.steps, &mut |item| {
+            item.remove_element(t);
+        });
+    }
+    let mut failure = None;
+    for (p, v) in &m.path_replace {
+        let t = Tag(p.tag.0, p.tag.1);
+        tag_path::for_each_item(obj, &p.steps, &mut |item| match element(t, v) {
+            Ok(e) => {
+                item.put(e);
+            }
+            Err(e) => failure = Some(e),
+        });
+    }
+    failure.map_or(Ok(()), Err)
+}
+
 /// Applies a modification to a DICOM file (with or without preamble); returns the new file.
 pub fn modify(file: &[u8], m: &Modification, uids: &mut UidMap) -> Result<Vec<u8>, ModifyError> {
     let mut obj = open(file)?;
@@ -325,6 +370,7 @@ pub fn modify(file: &[u8], m: &Modification, uids: &mut UidMap) -> Result<Vec<u8
     if let Some(p) = profile {
         anonymize::visit_top(&mut obj, m, p, uids);
     }
+    apply_paths(&mut obj, m)?;
     let (sop, class) = (
         current(&obj, SOP_INSTANCE_UID),
         current(&obj, SOP_CLASS_UID),
