@@ -35,6 +35,13 @@ pub enum OrthancCode {
     BadSequenceOfCalls,
     BadParameterType,
     UnknownDicomTag,
+    CreateDicomNotString,
+    CreateDicomOverrideTag,
+    CreateDicomUseContent,
+    CreateDicomNoPayload,
+    CreateDicomUseDataUriScheme,
+    CreateDicomBadParent,
+    CreateDicomParentIsInstance,
 }
 
 impl OrthancCode {
@@ -66,6 +73,41 @@ impl OrthancCode {
             OrthancCode::BadSequenceOfCalls => (6, 400, "Bad sequence of calls"),
             OrthancCode::BadParameterType => (5, 400, "Bad type for a parameter"),
             OrthancCode::UnknownDicomTag => (27, 500, "Unknown DICOM tag"),
+            OrthancCode::CreateDicomNotString => (
+                2019,
+                400,
+                "Only string values are supported when creating DICOM instances",
+            ),
+            OrthancCode::CreateDicomOverrideTag => (
+                2020,
+                400,
+                "Trying to override a value inherited from a parent module",
+            ),
+            OrthancCode::CreateDicomUseContent => (
+                2021,
+                400,
+                "Use \"Content\" to inject an image into a new DICOM instance",
+            ),
+            OrthancCode::CreateDicomNoPayload => (
+                2022,
+                400,
+                "No payload is present for one instance in the series",
+            ),
+            OrthancCode::CreateDicomUseDataUriScheme => (
+                2023,
+                400,
+                "The payload of the DICOM instance must be specified according to Data URI scheme",
+            ),
+            OrthancCode::CreateDicomBadParent => (
+                2024,
+                400,
+                "Trying to attach a new DICOM instance to an inexistent resource",
+            ),
+            OrthancCode::CreateDicomParentIsInstance => (
+                2025,
+                400,
+                "Trying to attach a new DICOM instance to an instance (must be a series, study or patient)",
+            ),
             OrthancCode::NotAcceptable => (
                 34,
                 406,

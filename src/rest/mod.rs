@@ -12,6 +12,7 @@ pub mod archive;
 pub mod bulk;
 pub mod changes;
 pub mod commitment;
+pub mod create;
 pub mod error;
 pub mod find;
 pub mod find_scu;
@@ -96,6 +97,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     find::configure(cfg);
     labels::configure(cfg);
     modify::configure(cfg);
+    create::configure(cfg);
     archive::configure(cfg);
     jobs::configure(cfg);
     peers::configure(cfg);

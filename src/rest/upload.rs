@@ -70,7 +70,7 @@ fn gunzip(data: &[u8], max: u64) -> ApiResult<Vec<u8>> {
     Ok(out)
 }
 
-fn answer_of(stored: &StoredInstance) -> Value {
+pub(super) fn answer_of(stored: &StoredInstance) -> Value {
     let ids = &stored.ids;
     json!({
         "ID": ids.instance,
@@ -82,7 +82,7 @@ fn answer_of(stored: &StoredInstance) -> Value {
     })
 }
 
-fn origin_of(req: &HttpRequest) -> Origin {
+pub(super) fn origin_of(req: &HttpRequest) -> Origin {
     Origin {
         kind: "RestApi",
         remote_ip: req.peer_addr().map(|a| a.ip().to_string()),
@@ -97,7 +97,11 @@ fn origin_of(req: &HttpRequest) -> Origin {
     }
 }
 
-async fn store(state: &AppState, data: Vec<u8>, origin: Origin) -> ApiResult<StoredInstance> {
+pub(super) async fn store(
+    state: &AppState,
+    data: Vec<u8>,
+    origin: Origin,
+) -> ApiResult<StoredInstance> {
     if data.is_empty() {
         return Err(ApiError::new(
             OrthancCode::BadFileFormat,

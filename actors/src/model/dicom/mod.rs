@@ -3,6 +3,7 @@
 pub mod anonymize;
 pub mod charset;
 pub mod content;
+pub mod create;
 pub mod dicomweb_json;
 pub mod dicomweb_values;
 pub mod dicomweb_xml;

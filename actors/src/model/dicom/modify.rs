@@ -169,7 +169,7 @@ impl Modification {
     }
 }
 
-fn vr_of(tag: Tag) -> VR {
+pub fn vr_of(tag: Tag) -> VR {
     use dicom_core::dictionary::DataDictionary;
     if tag.1 == 0 {
         return VR::UL;
@@ -181,7 +181,7 @@ fn vr_of(tag: Tag) -> VR {
 }
 
 /// The element a `Replace` value makes: a string, `null` (empty) or a sequence of items.
-fn element(tag: Tag, value: &Value) -> Result<DataElement<InMemDicomObject>, ModifyError> {
+pub fn element(tag: Tag, value: &Value) -> Result<DataElement<InMemDicomObject>, ModifyError> {
     let vr = vr_of(tag);
     match value {
         Value::Null => Ok(DataElement::new(tag, vr, PrimitiveValue::Empty)),
@@ -248,7 +248,7 @@ fn primitive(vr: VR, s: &str) -> PrimitiveValue {
 
 /// Reads a DICOM file: Part 10 (with or without preamble), or a bare data set (implicit or
 /// explicit VR little endian, as Orthanc accepts them), given a meta header.
-fn open(file: &[u8]) -> Result<DefaultDicomObject, ModifyError> {
+pub fn open_file(file: &[u8]) -> Result<DefaultDicomObject, ModifyError> {
     let read = |e: &dyn std::fmt::Display| ModifyError::Read(e.to_string());
     if file.len() >= 132 && &file[128..132] == b"DICM" {
         return OpenFileOptions::new()
@@ -310,7 +310,7 @@ fn apply_paths(obj: &mut InMemDicomObject, m: &Modification) -> Result<(), Modif
 
 /// Applies a modification to a DICOM file (with or without preamble); returns the new file.
 pub fn modify(file: &[u8], m: &Modification, uids: &mut UidMap) -> Result<Vec<u8>, ModifyError> {
-    let mut obj = open(file)?;
+    let mut obj = open_file(file)?;
     let current = |obj: &InMemDicomObject, t: Tag| {
         obj.element(t)
             .ok()
