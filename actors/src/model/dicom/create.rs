@@ -211,11 +211,27 @@ pub struct Image {
     pub data: Vec<u8>,
 }
 
+/// Images whose pixels would take more than this once decoded are refused before decoding
+/// (a header can claim 65535 × 65535 pixels in a few bytes).
+const MAX_DECODED_BYTES: u64 = 256 * 1024 * 1024;
+
+fn check_size(width: u32, height: u32, bytes_per_pixel: u64) -> Result<(), CreateError> {
+    let size = u64::from(width) * u64::from(height) * bytes_per_pixel;
+    if width > 65535 || height > 65535 || size > MAX_DECODED_BYTES {
+        return Err(CreateError::BadContent(format!(
+            "The image is too large: {width} x {height}"
+        )));
+    }
+    Ok(())
+}
+
 fn png_image(bytes: &[u8]) -> Result<Image, CreateError> {
     let bad = |e: &dyn std::fmt::Display| CreateError::BadContent(format!("Bad PNG image: {e}"));
     let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
     decoder.set_transformations(png::Transformations::EXPAND);
     let mut reader = decoder.read_info().map_err(|e| bad(&e))?;
+    let header = reader.info();
+    check_size(header.width, header.height, 8)?;
     let mut buf = vec![
         0;
         reader
@@ -259,6 +275,9 @@ fn png_image(bytes: &[u8]) -> Result<Image, CreateError> {
 fn jpeg_image(bytes: &[u8]) -> Result<Image, CreateError> {
     let bad = |e: &dyn std::fmt::Display| CreateError::BadContent(format!("Bad JPEG image: {e}"));
     let mut decoder = jpeg_decoder::Decoder::new(bytes);
+    decoder.read_info().map_err(|e| bad(&e))?;
+    let header = decoder.info().ok_or_else(|| bad(&"no header"))?;
+    check_size(u32::from(header.width), u32::from(header.height), 4)?;
     let pixels = decoder.decode().map_err(|e| bad(&e))?;
     let info = decoder.info().ok_or_else(|| bad(&"no header"))?;
     let samples = match info.pixel_format {
@@ -373,6 +392,19 @@ pub fn to_file(ds: InMemDicomObject) -> Result<Vec<u8>, CreateError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn huge_images_are_refused_before_decoding() {
+        // A PNG header claiming 65535 x 8193 RGBA pixels of 16 bits.
+        let png = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAA//8AACABEAYAAACUhg7WAAAADUlEQVR42mNgGAWDEwAAAZAAAbxd4WAAAAAASUVORK5CYII=";
+        let mut ds = new_dataset("", false, false);
+        let t = std::time::Instant::now();
+        assert!(matches!(
+            embed(&mut ds, png, false),
+            Err(CreateError::BadContent(_))
+        ));
+        assert!(t.elapsed() < std::time::Duration::from_secs(1));
+    }
 
     #[test]
     fn data_uris_are_decoded() {
