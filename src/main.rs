@@ -116,7 +116,20 @@ fn parse_cli() -> Result<Option<Cli>> {
     Ok(Some(cli))
 }
 
+/// Two malloc arenas instead of glibc's eight per core: every blocking thread that built a
+/// large answer kept its own arena of freed memory, which took the resident size of a query
+/// mix during stability updates from ~80 to ~180 MB (measured); with two, ~90 MB, at the same
+/// query times. Called before any thread starts.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a glibc tunable; no thread exists yet.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 fn main() -> Result<()> {
+    limit_malloc_arenas();
     let Some(cli) = parse_cli()? else {
         return Ok(());
     };

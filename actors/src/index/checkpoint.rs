@@ -140,7 +140,7 @@ fn catch_up(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 fn run(path: PathBuf, shared: Arc<Shared>, kicks: Receiver<()>) {
-    let conn = match super::connect(&path, false) {
+    let conn = match super::connect(&path, super::Role::Checkpointer) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!("index checkpointer: cannot open the index: {e}");

@@ -104,9 +104,27 @@ pub fn decode_header(blob: Vec<u8>, encoding: i64) -> Result<Vec<u8>, IndexError
     Ok(out)
 }
 
+/// What a connection is for: its page cache is sized for it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Role {
+    /// Queries: 16 MB, what a large Expand reads again and again.
+    Reader,
+    /// The single writer: 8 MB (inserts touch the right edge of most B-trees; a bigger cache
+    /// only filled up with the pages of stability updates).
+    Writer,
+    /// Checkpoints only (they copy WAL frames without the page cache): 1 MB.
+    Checkpointer,
+}
+
 /// Opens a connection with pacsnode's settings (WAL, full sync, foreign keys).
-pub(crate) fn connect(path: &Path, read_only: bool) -> Result<rusqlite::Connection, IndexError> {
+pub(crate) fn connect(path: &Path, role: Role) -> Result<rusqlite::Connection, IndexError> {
     use rusqlite::OpenFlags;
+    let read_only = role == Role::Reader;
+    let cache_kb = match role {
+        Role::Reader => 16000,
+        Role::Writer => 8000,
+        Role::Checkpointer => 1000,
+    };
     let flags = if read_only {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
     } else {
@@ -118,8 +136,9 @@ pub(crate) fn connect(path: &Path, read_only: bool) -> Result<rusqlite::Connecti
     conn.busy_timeout(Duration::from_secs(30))?;
     conn.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
-         PRAGMA cache_size = -16000; PRAGMA temp_store = MEMORY; PRAGMA journal_size_limit = 4194304;",
+         PRAGMA temp_store = MEMORY; PRAGMA journal_size_limit = 4194304;",
     )?;
+    conn.execute_batch(&format!("PRAGMA cache_size = -{cache_kb}"))?;
     conn.set_prepared_statement_cache_capacity(64);
     crate::find::matching::register(&conn)?;
     Ok(conn)
@@ -143,7 +162,7 @@ async fn migrate(path: &Path) -> Result<(), IndexError> {
 /// Copies the WAL into the database and empties it (at shutdown, so that the next start
 /// does not replay it).
 pub fn checkpoint(dir: &Path) -> Result<(), IndexError> {
-    let conn = connect(&dir.join("index.sqlite"), false)?;
+    let conn = connect(&dir.join("index.sqlite"), Role::Checkpointer)?;
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
     Ok(())
 }
@@ -159,7 +178,7 @@ pub async fn open(dir: &Path, readers: usize) -> Result<(IndexWriter, IndexReade
     migrate(&path).await?;
     // Opening SQLite connections blocks: off the async thread too.
     tokio::task::spawn_blocking(move || {
-        let writer = IndexActor::start(connect(&path, false)?)
+        let writer = IndexActor::start(connect(&path, Role::Writer)?)
             .map_err(|e| IndexError::Migration(format!("cannot start the index threads: {e}")))?;
         let reader = IndexReader::open(&path, readers)?;
         Ok((writer, reader))

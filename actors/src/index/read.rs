@@ -92,7 +92,7 @@ impl IndexReader {
     /// Opens `n` read-only connections.
     pub fn open(path: &Path, n: usize) -> Result<Self> {
         let conns = (0..n.max(1))
-            .map(|_| super::connect(path, true))
+            .map(|_| super::connect(path, super::Role::Reader))
             .collect::<Result<Vec<_>>>()?;
         Ok(IndexReader {
             permits: Arc::new(Semaphore::new(conns.len())),
