@@ -4,7 +4,6 @@
 
 use actix_web::{web, HttpRequest};
 use pacsnode_actors::model::dicom::create::{self, CreateError};
-use pacsnode_actors::model::dicom::dictionary::parse_tag;
 use pacsnode_actors::model::dicom::modify::open_file;
 use pacsnode_actors::model::dicom::{charset, Tag};
 use pacsnode_actors::model::{main_tags, Level};
@@ -46,14 +45,7 @@ fn from_create(e: CreateError) -> ApiError {
 }
 
 fn tag_of(state: &AppState, name: &str) -> ApiResult<Tag> {
-    parse_tag(name)
-        .or_else(|| state.dictionary.tag_of(name))
-        .ok_or_else(|| {
-            bad(
-                OrthancCode::UnknownDicomTag,
-                format!("Unknown DICOM tag: \"{name}\""),
-            )
-        })
+    super::modify::tag_named(&state.dictionary, name)
 }
 
 fn flag(body: &Value, key: &str, default: bool) -> ApiResult<bool> {

@@ -227,6 +227,17 @@ pub fn transcoding(req: &HttpRequest, body: &Value) -> ApiResult<(Option<String>
 /// with its details).
 pub async fn transfer(state: &AppState, job: JobRequest, body: &Value) -> ApiResult<Answer> {
     let options = JobOptions::from_body(if body.is_object() { body } else { &Value::Null })?;
+    run(state, job, options, OrthancCode::NetworkProtocol).await
+}
+
+/// Queues a job and answers it (`Asynchronous`), or waits for its end and answers its
+/// `Content`; a failed job is an error `failure` with the job's details.
+pub async fn run(
+    state: &AppState,
+    job: JobRequest,
+    options: JobOptions,
+    failure: OrthancCode,
+) -> ApiResult<Answer> {
     let asynchronous = options.asynchronous;
     let id = submit(state, job, options).await?;
     if asynchronous {
@@ -235,7 +246,7 @@ pub async fn transfer(state: &AppState, job: JobRequest, body: &Value) -> ApiRes
     let info = state.jobs.wait(&id).await?;
     if info["State"] != "Success" {
         let details = info["ErrorDetails"].as_str().unwrap_or("the job failed");
-        return Err(ApiError::new(OrthancCode::NetworkProtocol, details));
+        return Err(ApiError::new(failure, details));
     }
     Ok(Answer::Json(info["Content"].clone()))
 }

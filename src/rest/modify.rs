@@ -18,7 +18,7 @@ use pacsnode_actors::transcode;
 use serde_json::Value;
 
 use super::error::{ApiError, ApiResult, OrthancCode};
-use super::jobs::{submit, submitted, transcoding, JobOptions};
+use super::jobs::{transcoding, JobOptions};
 use super::middleware::not_allowed;
 use super::resources::{level_of, lookup};
 use super::respond::Answer;
@@ -80,9 +80,14 @@ fn name(dictionary: &PrivateDictionary, name: &str) -> ApiResult<Name> {
                 PathError::BadPath(m) => ApiError::new(OrthancCode::ParameterOutOfRange, m),
             });
     }
+    tag_named(dictionary, name).map(Name::Tag)
+}
+
+/// A tag by its number or name, standard or from the `Dictionary` option; an unknown name is
+/// Orthanc's `UnknownDicomTag`.
+pub(super) fn tag_named(dictionary: &PrivateDictionary, name: &str) -> ApiResult<Tag> {
     parse_tag(name)
         .or_else(|| dictionary.tag_of(name))
-        .map(Name::Tag)
         .ok_or_else(|| unknown(name))
 }
 
@@ -494,20 +499,6 @@ async fn modify_bulk(
 
 /// Queues a modification job; answers it (`Asynchronous`) or waits and answers its content.
 async fn run_job(state: &AppState, job: ModifyRequest, options: JobOptions) -> ApiResult<Answer> {
-    let asynchronous = options.asynchronous;
-    let job_id = submit(
-        state,
-        JobRequest::ResourceModification(Box::new(job)),
-        options,
-    )
-    .await?;
-    if asynchronous {
-        return Ok(submitted(&job_id));
-    }
-    let info = state.jobs.wait(&job_id).await?;
-    if info["State"] != "Success" {
-        let details = info["ErrorDetails"].as_str().unwrap_or("the job failed");
-        return Err(ApiError::new(OrthancCode::InternalError, details));
-    }
-    Ok(Answer::Json(info["Content"].clone()))
+    let job = JobRequest::ResourceModification(Box::new(job));
+    super::jobs::run(state, job, options, OrthancCode::InternalError).await
 }
