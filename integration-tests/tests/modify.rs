@@ -414,3 +414,62 @@ fn modify_inside_sequences_and_keep_labels() {
         assert!(status == 400 || status == 500, "{bad}: {status} {err}");
     }
 }
+
+#[test]
+fn split_and_merge_studies() {
+    let s = Server::start(json!({}));
+    let study = upload_study(&s, "SPLIT");
+    let st = s.get(&format!("/studies/{study}"));
+    let moved = st["Series"][1].as_str().unwrap().to_string();
+    let path = format!("/studies/{study}/split");
+    assert_eq!(post_json(&s, &path, json!({})).0, 400, "nothing to split");
+    assert_eq!(post_json(&s, &path, json!({"Series": ["nope"]})).0, 404);
+    let (status, answer) = post_json(
+        &s,
+        &path,
+        json!({"Series": [moved], "Replace": {"StudyDescription": "Split"}}),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let target = answer["TargetStudy"].as_str().unwrap().to_string();
+    let new = s.get(&format!("/studies/{target}"));
+    assert_eq!(
+        new["MainDicomTags"]["StudyInstanceUID"],
+        answer["TargetStudyUID"]
+    );
+    assert_eq!(new["MainDicomTags"]["StudyDescription"], "Split");
+    assert_eq!(
+        new["ParentPatient"], st["ParentPatient"],
+        "the patient stays"
+    );
+    assert_eq!(new["Series"].as_array().unwrap().len(), 1);
+    // KeepSource is false by default: the series left the first study.
+    assert_eq!(s.status("GET", &format!("/series/{moved}")), 404);
+    assert_eq!(
+        s.get(&format!("/studies/{study}"))["Series"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Merge another patient's instance into the first study: it takes its patient and study.
+    let (_, other) = s.post("/instances", &Fixture::new("MERGEME", 1).dicom());
+    let (status, answer) = post_json(
+        &s,
+        &format!("/studies/{study}/merge"),
+        json!({"Resources": [other["ParentStudy"]]}),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["TargetStudy"], study);
+    assert_eq!(
+        s.status(
+            "GET",
+            &format!("/studies/{}", other["ParentStudy"].as_str().unwrap())
+        ),
+        404
+    );
+    let merged = s.get(&format!("/studies/{study}"));
+    assert_eq!(merged["Series"].as_array().unwrap().len(), 2);
+    assert_eq!(merged["PatientMainDicomTags"]["PatientName"], "DOE^SPLIT");
+    assert_eq!(s.get("/patients").as_array().unwrap().len(), 1);
+}

@@ -33,6 +33,7 @@ pub mod resources;
 pub mod respond;
 pub mod response;
 pub mod retrieve;
+pub mod split_merge;
 pub mod system;
 pub mod tags;
 pub mod tools;
@@ -98,6 +99,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     labels::configure(cfg);
     modify::configure(cfg);
     create::configure(cfg);
+    split_merge::configure(cfg);
     archive::configure(cfg);
     jobs::configure(cfg);
     peers::configure(cfg);

@@ -51,11 +51,11 @@ fn anonymizing(req: &HttpRequest) -> bool {
 }
 
 /// The body of a modification, checked.
-struct Parsed {
-    modification: Modification,
-    keep_source: bool,
-    permissive: bool,
-    keep_labels: bool,
+pub(super) struct Parsed {
+    pub modification: Modification,
+    pub keep_source: bool,
+    pub permissive: bool,
+    pub keep_labels: bool,
 }
 
 /// A name in `Replace`, `Remove` or `Keep`: a tag, or a path into sequences.
@@ -131,7 +131,7 @@ fn name_of(t: Tag) -> String {
 
 /// Reads a modification body: `Remove`, then `Replace` (which wins over a removal), then
 /// `Keep` (which wins over both), and Orthanc's rule that the identifiers need `Force`.
-async fn parse(
+pub(super) async fn parse(
     state: &AppState,
     body: &Value,
     level: Option<Level>,
@@ -446,6 +446,7 @@ async fn modify_resource(
         quality,
         bulk: false,
         keep_labels: parsed.keep_labels,
+        target_study_uid: None,
     };
     run_job(&state, job, options).await
 }
@@ -493,6 +494,7 @@ async fn modify_bulk(
         quality,
         bulk: true,
         keep_labels: parsed.keep_labels,
+        target_study_uid: None,
     };
     run_job(&state, job, options).await
 }

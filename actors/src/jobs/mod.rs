@@ -73,6 +73,8 @@ pub enum JobRequest {
     DicomModalityStore(Box<modality_store::ModalityStoreRequest>),
     DicomMoveScu(Box<move_scu::MoveScuRequest>),
     ResourceModification(Box<modify::ModifyRequest>),
+    SplitStudy(Box<modify::ModifyRequest>),
+    MergeStudy(Box<modify::ModifyRequest>),
 }
 
 impl JobRequest {
@@ -84,6 +86,8 @@ impl JobRequest {
             JobRequest::DicomModalityStore(_) => "DicomModalityStore",
             JobRequest::DicomMoveScu(_) => "DicomMoveScu",
             JobRequest::ResourceModification(_) => "ResourceModification",
+            JobRequest::SplitStudy(_) => "SplitStudy",
+            JobRequest::MergeStudy(_) => "MergeStudy",
         }
     }
 }
@@ -232,6 +236,8 @@ pub(crate) async fn run(request: JobRequest, ctx: JobContext) -> Result<JobDone,
         JobRequest::OrthancPeerStore(s) => crate::peers::run_store(*s, ctx).await,
         JobRequest::DicomModalityStore(s) => modality_store::run(*s, ctx).await,
         JobRequest::DicomMoveScu(s) => move_scu::run(*s, ctx).await,
-        JobRequest::ResourceModification(m) => modify::run(*m, ctx).await,
+        JobRequest::ResourceModification(m)
+        | JobRequest::SplitStudy(m)
+        | JobRequest::MergeStudy(m) => modify::run(*m, ctx).await,
     }
 }

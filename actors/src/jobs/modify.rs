@@ -41,6 +41,10 @@ pub struct ModifyRequest {
     /// The new resources get the labels of their sources (`KeepLabels`).
     #[serde(default)]
     pub keep_labels: bool,
+    /// Split and merge: the StudyInstanceUID every new instance gets; the answer names the
+    /// study (`TargetStudy`).
+    #[serde(default)]
+    pub target_study_uid: Option<String>,
 }
 
 /// The ids of one source instance and of its modified copy.
@@ -135,7 +139,12 @@ pub async fn run(req: ModifyRequest, ctx: JobContext) -> Result<JobDone, JobErro
     if let Some(ts) = &req.transcode {
         content["Transcode"] = json!(ts);
     }
-    if req.bulk {
+    if let Some(uid) = &req.target_study_uid {
+        if let Some(first) = done.first() {
+            content["TargetStudy"] = json!(first.new.study);
+        }
+        content["TargetStudyUID"] = json!(uid);
+    } else if req.bulk {
         content["Resources"] = new_resources(&done);
     } else if let Some(first) = done.first() {
         let id = at(&first.new, req.level);
