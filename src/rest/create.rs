@@ -5,7 +5,7 @@
 use actix_web::{web, HttpRequest};
 use pacsnode_actors::model::dicom::create::{self, CreateError};
 use pacsnode_actors::model::dicom::modify::open_file;
-use pacsnode_actors::model::dicom::{charset, Tag};
+use pacsnode_actors::model::dicom::{charset, PrivateDictionary, Tag};
 use pacsnode_actors::model::{main_tags, Level};
 use serde_json::{json, Map, Value};
 
@@ -44,10 +44,6 @@ fn from_create(e: CreateError) -> ApiError {
     }
 }
 
-fn tag_of(state: &AppState, name: &str) -> ApiResult<Tag> {
-    super::modify::tag_named(&state.dictionary, name)
-}
-
 fn flag(body: &Value, key: &str, default: bool) -> ApiResult<bool> {
     match body.get(key) {
         None => Ok(default),
@@ -59,6 +55,7 @@ fn flag(body: &Value, key: &str, default: bool) -> ApiResult<bool> {
 }
 
 /// The options that apply to every instance made by one request.
+#[derive(Clone, Copy)]
 struct Options {
     binary: bool,
     force: bool,
@@ -68,7 +65,7 @@ struct Options {
 
 /// Sets the user's tags on a new data set, with Orthanc's rules.
 fn inject(
-    state: &AppState,
+    dictionary: &PrivateDictionary,
     ds: &mut dicom_object::InMemDicomObject,
     tags: &Value,
     o: &Options,
@@ -77,7 +74,7 @@ fn inject(
         return Err(ApiError::bad_request("\"Tags\" must be a JSON object"));
     };
     for (name, value) in tags {
-        let t = tag_of(state, name)?;
+        let t = super::modify::tag_named(dictionary, name)?;
         if t == SPECIFIC_CHARACTER_SET {
             continue;
         }
@@ -96,6 +93,34 @@ fn inject(
         create::set_tag(ds, t, value, o.binary).map_err(from_create)?;
     }
     Ok(())
+}
+
+/// Sets the user's tags, embeds the content, numbers the instance (its place in a series
+/// from a `Content` array) and writes the file: blocking (images are decoded here), to run in
+/// `web::block`.
+fn build(
+    dictionary: &PrivateDictionary,
+    mut ds: dicom_object::InMemDicomObject,
+    tags: Option<&Value>,
+    content: Option<&str>,
+    o: Options,
+    number: Option<usize>,
+) -> ApiResult<Vec<u8>> {
+    if let Some(tags) = tags {
+        inject(dictionary, &mut ds, tags, &o)?;
+    }
+    if let Some(uri) = content {
+        create::embed(&mut ds, uri, o.encapsulate).map_err(from_create)?;
+    }
+    if let Some(n) = number {
+        ds.put_str(Tag(0x0020, 0x0013), dicom_core::VR::IS, n.to_string());
+        ds.put(dicom_core::DataElement::new(
+            Tag(0x0054, 0x1330),
+            dicom_core::VR::US,
+            dicom_core::PrimitiveValue::from(n as u16),
+        ));
+    }
+    create::to_file(ds).map_err(from_create)
 }
 
 /// The tags of the modules of `parent` and its ancestors, read from one of its instances,
@@ -213,26 +238,36 @@ async fn create_dicom(
     for e in inherited {
         ds.put(e);
     }
-    inject(&state, &mut ds, tags, &options)?;
-    match request.get("Content") {
-        None => {}
-        Some(Value::String(uri)) => {
-            create::embed(&mut ds, uri, options.encapsulate).map_err(from_create)?
-        }
+    let content = match request.get("Content") {
+        None => None,
+        Some(Value::String(uri)) => Some(uri.clone()),
         Some(Value::Array(items)) if !items.is_empty() => {
-            return create_series(&state, ds, items, &options, origin).await;
+            let dictionary = state.dictionary.clone();
+            let tags = tags.clone();
+            let ds = web::block(move || inject(&dictionary, &mut ds, &tags, &options).map(|()| ds))
+                .await??;
+            return create_series(&state, ds, items, options, origin).await;
         }
-        Some(Value::Array(_)) => {}
+        Some(Value::Array(_)) => None,
         Some(_) => {
             return Err(bad(
                 OrthancCode::CreateDicomUseDataUriScheme,
                 "The payload of the DICOM instance must be specified according to Data URI scheme",
             ))
         }
-    }
-    let file = web::block(move || create::to_file(ds))
-        .await?
-        .map_err(from_create)?;
+    };
+    let (dictionary, tags) = (state.dictionary.clone(), tags.clone());
+    let file = web::block(move || {
+        build(
+            &dictionary,
+            ds,
+            Some(&tags),
+            content.as_deref(),
+            options,
+            None,
+        )
+    })
+    .await??;
     let stored = store(&state, file, origin).await?;
     Ok(Answer::Json(answer_of(&stored)))
 }
@@ -243,7 +278,7 @@ async fn create_series(
     state: &AppState,
     base: dicom_object::InMemDicomObject,
     items: &[Value],
-    options: &Options,
+    options: Options,
     origin: pacsnode_actors::ingest::Origin,
 ) -> ApiResult<Answer> {
     let mut series = None;
@@ -260,34 +295,34 @@ async fn create_series(
             items.len().to_string(),
         );
         ds.put_str(Tag(0x0020, 0x0105), dicom_core::VR::IS, "1");
-        let payload = match item {
-            Value::String(s) => s.as_str(),
+        let (tags, payload) = match item {
+            Value::String(s) => (None, s.clone()),
             Value::Object(o) => {
-                if let Some(tags) = o.get("Tags") {
-                    inject(state, &mut ds, tags, options)?;
-                }
-                o.get("Content").and_then(Value::as_str).ok_or_else(|| {
+                let payload = o.get("Content").and_then(Value::as_str).ok_or_else(|| {
                     bad(
                         OrthancCode::CreateDicomNoPayload,
                         "No payload is present for one instance in the series",
                     )
-                })?
+                })?;
+                (o.get("Tags").cloned(), payload.to_string())
             }
             _ => return Err(bad(
                 OrthancCode::CreateDicomUseDataUriScheme,
                 "The payload of the DICOM instance must be specified according to Data URI scheme",
             )),
         };
-        create::embed(&mut ds, payload, options.encapsulate).map_err(from_create)?;
-        ds.put_str(Tag(0x0020, 0x0013), dicom_core::VR::IS, (i + 1).to_string());
-        ds.put(dicom_core::DataElement::new(
-            Tag(0x0054, 0x1330),
-            dicom_core::VR::US,
-            dicom_core::PrimitiveValue::from((i + 1) as u16),
-        ));
-        let file = web::block(move || create::to_file(ds))
-            .await?
-            .map_err(from_create)?;
+        let dictionary = state.dictionary.clone();
+        let file = web::block(move || {
+            build(
+                &dictionary,
+                ds,
+                tags.as_ref(),
+                Some(&payload),
+                options,
+                Some(i + 1),
+            )
+        })
+        .await??;
         let stored = store(state, file, origin.clone()).await?;
         series = Some(stored.ids.series);
     }
@@ -307,7 +342,19 @@ async fn create_v1(
     origin: pacsnode_actors::ingest::Origin,
 ) -> ApiResult<Answer> {
     let term = charset_term(state, &Map::new())?;
-    let mut ds = create::new_dataset(&term, true, true);
+    let ds = create::new_dataset(&term, true, true);
+    let (dictionary, request) = (state.dictionary.clone(), request.clone());
+    let file = web::block(move || v1_file(&dictionary, ds, &request)).await??;
+    let stored = store(state, file, origin).await?;
+    Ok(Answer::Json(answer_of(&stored)))
+}
+
+/// The file of the older form (blocking: the pixel data may be an image to decode).
+fn v1_file(
+    dictionary: &PrivateDictionary,
+    mut ds: dicom_object::InMemDicomObject,
+    request: &Map<String, Value>,
+) -> ApiResult<Vec<u8>> {
     for (name, value) in request {
         let Value::String(s) = value else {
             return Err(bad(
@@ -315,16 +362,12 @@ async fn create_v1(
                 "Only string values are supported when creating DICOM instances",
             ));
         };
-        let t = tag_of(state, name)?;
+        let t = super::modify::tag_named(dictionary, name)?;
         if t == PIXEL_DATA {
             create::embed(&mut ds, s, false).map_err(from_create)?;
         } else {
             create::set_tag(&mut ds, t, value, false).map_err(from_create)?;
         }
     }
-    let file = web::block(move || create::to_file(ds))
-        .await?
-        .map_err(from_create)?;
-    let stored = store(state, file, origin).await?;
-    Ok(Answer::Json(answer_of(&stored)))
+    create::to_file(ds).map_err(from_create)
 }
