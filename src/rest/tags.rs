@@ -84,15 +84,9 @@ fn json_options(state: &AppState, req: &HttpRequest, transfer_syntax: &str) -> J
     };
     JsonOptions {
         ignore_length: ignore,
-        default_encoding: *state
-            .runtime
-            .default_encoding
-            .read()
-            .unwrap_or_else(|e| e.into_inner()),
-        dictionary: state.dictionary.clone(),
         whole: flag(req, "whole").ok().flatten().unwrap_or(false),
         implicit_vr: transfer_syntax == "1.2.840.10008.1.2",
-        ..Default::default()
+        ..super::queries::json_options(state)
     }
 }
 
