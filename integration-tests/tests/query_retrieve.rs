@@ -461,4 +461,5 @@ fn find_worklist_against_dcmtk_wlmscpfs() {
         400
     );
     let _ = scp.kill();
+    let _ = scp.wait();
 }

@@ -95,11 +95,14 @@ impl IndexActor {
         let result = self.conn.execute_batch("COMMIT").map_err(|e| e.to_string());
         if result.is_err() {
             let _ = self.conn.execute_batch("ROLLBACK");
-        } else {
-            self.checkpointer.committed(&self.conn);
         }
+        // Answered before any checkpoint work: the callers' next requests are prepared
+        // (parsed, written, fsynced) while the writer copies the tail of the WAL.
         for done in dones {
             done(result.clone());
+        }
+        if result.is_ok() {
+            self.checkpointer.committed(&self.conn);
         }
     }
 }

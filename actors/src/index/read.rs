@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use tokio::sync::Semaphore;
 
@@ -51,31 +52,34 @@ pub struct AttachmentRow {
 pub fn resource_cols(alias: &str) -> String {
     RESOURCE_COLS
         .split(", ")
-        .map(|c| match c.strip_prefix("json(") {
-            Some(inner) => format!("json({alias}.{inner}"),
-            None => format!("{alias}.{c}"),
-        })
+        .map(|c| format!("{alias}.{c}"))
         .collect::<Vec<_>>()
         .join(", ")
 }
 
 /// A [`ResourceRow`] from the columns of [`RESOURCE_COLS`].
 pub fn resource_from(row: &Row) -> rusqlite::Result<ResourceRow> {
-    let tags: String = row.get(4)?;
+    let main_tags = match row.get_ref(4)? {
+        ValueRef::Blob(b) => StoredTags::from_jsonb(b),
+        ValueRef::Text(t) => std::str::from_utf8(t)
+            .map(StoredTags::parse)
+            .unwrap_or_default(),
+        _ => StoredTags::default(),
+    };
     Ok(ResourceRow {
         id: row.get(0)?,
         public_id: row.get(1)?,
         level: Level::from_i64(row.get(2)?).unwrap_or(Level::Instance),
         parent_id: row.get(3)?,
-        main_tags: StoredTags::parse(&tags),
+        main_tags,
         is_stable: row.get::<_, i64>(5)? != 0,
         protected: row.get::<_, i64>(6)? != 0,
     })
 }
 
-/// `main_tags` is stored as JSONB (new rows) or JSON text (older rows): `json()` reads both.
-const RESOURCE_COLS: &str =
-    "id, public_id, level, parent_id, json(main_tags), is_stable, protected";
+/// `main_tags` is stored as JSONB (new rows) or JSON text (older rows): [`resource_from`]
+/// reads both.
+const RESOURCE_COLS: &str = "id, public_id, level, parent_id, main_tags, is_stable, protected";
 
 pub(super) fn collect<T>(rows: impl Iterator<Item = rusqlite::Result<T>>) -> Result<Vec<T>> {
     Ok(rows.collect::<std::result::Result<Vec<T>, _>>()?)
@@ -611,6 +615,7 @@ pub fn resources_by_ids(c: &Connection, ids: &[i64]) -> Result<Vec<ResourceRow>>
 }
 
 /// The metadata that a resource's JSON shows (the only ones [`extras_many`] reads).
+/// Those of patients, studies and series are numbered 4 to 7 (see `metadata_shown`).
 pub const JSON_METADATA: [MetadataType; 5] = [
     MetadataType::IndexInSeries,
     MetadataType::ExpectedNumberOfInstances,
@@ -620,7 +625,7 @@ pub const JSON_METADATA: [MetadataType; 5] = [
 ];
 
 /// The [`Extras`] of many resources, with four set-based queries instead of one query per
-/// resource (what `Expand` over thousands of results needs).
+/// resource (what `Expand` over thousands of results needs). Blocking.
 pub fn extras_many(
     c: &Connection,
     rows: &[ResourceRow],
@@ -632,8 +637,17 @@ pub fn extras_many(
     }
     let ids = id_list(rows.iter().map(|r| r.id));
     let parents = id_list(rows.iter().filter_map(|r| r.parent_id));
+    // Studies (what large finds answer) read their patients and series from covering indexes.
+    let studies = rows.iter().all(|r| r.level == Level::Study);
     let mut parent_ids = std::collections::HashMap::new();
-    let sql = format!("SELECT id, public_id FROM resources WHERE id IN {parents}");
+    let sql = if studies {
+        format!(
+            "SELECT id, public_id FROM resources INDEXED BY patients_public \
+             WHERE level = 0 AND id IN {parents}"
+        )
+    } else {
+        format!("SELECT id, public_id FROM resources WHERE id IN {parents}")
+    };
     for row in c
         .prepare(&sql)?
         .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get(1)?)))?
@@ -646,20 +660,36 @@ pub fn extras_many(
             e.parent = parent_ids.get(&p).cloned();
         }
     }
-    let sql = format!(
-        "SELECT parent_id, public_id FROM resources WHERE parent_id IN {ids} ORDER BY parent_id, id"
-    );
+    let sql = if studies {
+        format!(
+            "SELECT parent_id, public_id FROM resources INDEXED BY series_by_study \
+             WHERE level = 2 AND parent_id IN {ids} ORDER BY parent_id, id"
+        )
+    } else {
+        format!(
+            "SELECT parent_id, public_id FROM resources WHERE parent_id IN {ids} \
+             ORDER BY parent_id, id"
+        )
+    };
     append_each(c, &sql, &mut out, |e| &mut e.children)?;
     let sql = format!(
         "SELECT resource_id, label FROM labels WHERE resource_id IN {ids} ORDER BY resource_id, label"
     );
     append_each(c, &sql, &mut out, |e| &mut e.labels)?;
     // A range of the primary key per resource; the types are filtered here (an `IN` list of
-    // types would make it a lookup per resource and type).
-    let sql = format!(
-        "SELECT resource_id, type, value, revision FROM metadata WHERE resource_id IN {ids} \
-         ORDER BY resource_id, type"
-    );
+    // types would make it a lookup per resource and type). Patients, studies and series show
+    // only types 4 to 7, which a covering index holds together.
+    let sql = if rows.iter().all(|r| r.level != Level::Instance) {
+        format!(
+            "SELECT resource_id, type, value, revision FROM metadata INDEXED BY metadata_shown \
+             WHERE resource_id IN {ids} AND type >= 4 AND type <= 7 ORDER BY resource_id, type"
+        )
+    } else {
+        format!(
+            "SELECT resource_id, type, value, revision FROM metadata WHERE resource_id IN {ids} \
+             ORDER BY resource_id, type"
+        )
+    };
     let kinds = JSON_METADATA.map(MetadataType::number);
     let mut stmt = c.prepare(&sql)?;
     let mut rows = stmt.query([])?;

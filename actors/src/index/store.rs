@@ -153,9 +153,9 @@ pub fn store_instance(conn: &Connection, req: &NewInstance) -> Result<StoreOutco
         req.compressed_md5
     ])?;
     conn.prepare_cached(
-        "INSERT INTO instance_headers (resource_id, transfer_syntax, header, encoding) VALUES (?, ?, ?, 1)",
+        "INSERT INTO instance_headers (resource_id, transfer_syntax, header, encoding) VALUES (?, ?, ?, ?)",
     )?
-    .execute(params![instance, req.transfer_syntax, req.header])?;
+    .execute(params![instance, req.transfer_syntax, req.header, super::HEADER_ENCODING])?;
     let seq = log_change(
         conn,
         ChangeType::NewInstance,

@@ -4,6 +4,7 @@
 pub mod dicom;
 pub mod enums;
 pub mod ids;
+pub mod jsonb;
 pub mod main_tags;
 pub mod stored_tags;
 pub mod transfer_syntax;

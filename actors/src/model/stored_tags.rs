@@ -20,6 +20,20 @@ impl StoredTags {
         serde_json::from_str(json).unwrap_or_default()
     }
 
+    /// Reads the object as the index stores it (SQLite's JSONB); anything else gives no tags.
+    pub fn from_jsonb(blob: &[u8]) -> StoredTags {
+        let mut out = Vec::with_capacity(16);
+        let read = super::jsonb::for_each_member(blob, |key, value| {
+            if let (Some(tag), Some(v)) = (parse_tag_key(key), value) {
+                out.push((tag, v.into()));
+            }
+        });
+        match read {
+            Some(()) => StoredTags(out),
+            None => StoredTags::default(),
+        }
+    }
+
     pub fn get(&self, tag: TagNum) -> Option<&str> {
         self.0.iter().find(|(t, _)| *t == tag).map(|(_, v)| &**v)
     }
@@ -132,5 +146,16 @@ mod tests {
         assert_eq!(t.get((0x0028, 0x0008)), None);
         assert_eq!(t.iter().count(), 3);
         assert_eq!(StoredTags::parse("[1]"), StoredTags::default());
+    }
+
+    #[test]
+    fn reads_the_binary_form_as_the_text_form() {
+        let json = r#"{"0010,0010":"DOE^J\u00e9r\"o","0020,000d":"1.2","bad":"x","0028,0008":3,"0008,0050":""}"#;
+        let c = rusqlite::Connection::open_in_memory().unwrap();
+        let blob: Vec<u8> = c
+            .query_row("SELECT jsonb(?)", [json], |r| r.get(0))
+            .unwrap();
+        assert_eq!(StoredTags::from_jsonb(&blob), StoredTags::parse(json));
+        assert_eq!(StoredTags::from_jsonb(b"\x0c"), StoredTags::default());
     }
 }
