@@ -45,6 +45,7 @@ pub struct Settings {
     pub orthanc_peers: Map<String, Value>,
     pub orthanc_peers_in_database: bool,
     pub user_metadata: BTreeMap<String, i64>,
+    pub user_content_type: Map<String, Value>,
     pub stable_age: u64,
     pub keep_alive: bool,
     pub keep_alive_timeout: u64,

@@ -9,6 +9,7 @@
 //!   [`metadata`], [`changes`], [`remotes`], [`tools`].
 
 pub mod archive;
+pub mod attachments;
 pub mod bulk;
 pub mod changes;
 pub mod commitment;
@@ -113,4 +114,5 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     remotes::configure(cfg);
     tags::configure(cfg);
     metadata::configure(cfg);
+    attachments::configure(cfg);
 }

@@ -14,6 +14,7 @@
 //! same statements directly on the index threads.
 
 mod actor;
+pub mod attachments;
 mod checkpoint;
 mod header;
 pub mod jobs;

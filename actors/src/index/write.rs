@@ -123,11 +123,17 @@ fn delete_subtree(conn: &Connection, public_id: &str, level: Level) -> Result<De
     })
 }
 
-fn revision_of(conn: &Connection, id: i64, kind: i64) -> Result<Option<i64>> {
+/// The revision and value of a metadata.
+fn revision_of(conn: &Connection, id: i64, kind: i64) -> Result<Option<(i64, String)>> {
     Ok(conn
-        .prepare_cached("SELECT revision FROM metadata WHERE resource_id = ? AND type = ?")?
-        .query_row(params![id, kind], |r| r.get(0))
+        .prepare_cached("SELECT revision, value FROM metadata WHERE resource_id = ? AND type = ?")?
+        .query_row(params![id, kind], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?)
+}
+
+/// Whether an `If-Match` (revision, MD5 of the value) names the current metadata.
+fn matches(expected: &(i64, String), current: &(i64, String)) -> bool {
+    expected.0 == current.0 && expected.1 == crate::ingest::hex_md5(current.1.as_bytes())
 }
 
 /// Sets a metadata (checking the revision when `if_match` is given) and logs UpdatedMetadata.
@@ -136,13 +142,13 @@ pub fn set_metadata(
     public_id: &str,
     kind: i64,
     value: &str,
-    if_match: Option<i64>,
+    if_match: Option<(i64, String)>,
     now: &str,
 ) -> Result<i64> {
     let (id, level) = find_id(conn, public_id)?.ok_or(IndexError::UnknownResource)?;
     let current = revision_of(conn, id, kind)?;
-    if let (Some(expected), Some(rev)) = (if_match, current) {
-        if expected != rev {
+    if let (Some(expected), Some(current)) = (&if_match, &current) {
+        if !matches(expected, current) {
             return Err(IndexError::Revision);
         }
     }
@@ -155,7 +161,7 @@ pub fn set_metadata(
         public_id,
         now,
     )?;
-    Ok(current.map_or(0, |r| r + 1))
+    Ok(current.map_or(0, |(r, _)| r + 1))
 }
 
 /// Sets one metadata on resources given by public id, as a store does (no change logged);
@@ -197,14 +203,14 @@ pub fn delete_metadata(
     conn: &Connection,
     public_id: &str,
     kind: i64,
-    if_match: Option<i64>,
+    if_match: Option<(i64, String)>,
     now: &str,
 ) -> Result<()> {
     let (id, level) = find_id(conn, public_id)?.ok_or(IndexError::UnknownResource)?;
-    let Some(rev) = revision_of(conn, id, kind)? else {
+    let Some(current) = revision_of(conn, id, kind)? else {
         return Err(IndexError::InexistentItem);
     };
-    if if_match.is_some_and(|m| m != rev) {
+    if if_match.is_some_and(|m| !matches(&m, &current)) {
         return Err(IndexError::Revision);
     }
     conn.prepare_cached("DELETE FROM metadata WHERE resource_id = ? AND type = ?")?

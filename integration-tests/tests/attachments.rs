@@ -1,0 +1,179 @@
+//! Attachments added over REST: revisions (`ETag`, `If-Match`, `If-None-Match`), the DICOM
+//! file read-only, compression changes, ranges, sizes in the statistics, removal with the
+//! resource.
+
+use integration_tests::{Fixture, Server};
+use serde_json::json;
+
+/// (status, ETag, Content-Range, body) of a request.
+fn call(
+    server: &Server,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    headers: &[(&str, &str)],
+) -> (u16, String, String, Vec<u8>) {
+    let mut req = ureq::request(method, &server.url(path));
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
+    let resp = match req.send_bytes(body) {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{method} {path}: {e}"),
+    };
+    let header = |name| resp.header(name).unwrap_or_default().to_string();
+    let (status, etag, range) = (resp.status(), header("ETag"), header("Content-Range"));
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut resp.into_reader(), &mut bytes).unwrap();
+    (status, etag, range, bytes)
+}
+
+fn md5(data: &[u8]) -> String {
+    use md5::Digest;
+    md5::Md5::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[test]
+fn user_attachments_with_revisions() {
+    let server = Server::start(json!({ "CheckRevisions": true }));
+    let f = Fixture::new("attach", 1);
+    server.post("/instances", &f.dicom());
+    let [patient, _, _, instance] = f.ids();
+    let base = format!("/patients/{patient}/attachments");
+    let disk = |s: &Server| {
+        s.get("/statistics")["TotalDiskSize"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let before: u64 = disk(&server).parse().unwrap();
+
+    // Orthanc's own attachments are read-only; unknown resources are 404.
+    let dicom = format!("/instances/{instance}/attachments/dicom");
+    assert_eq!(call(&server, "PUT", &dicom, b"x", &[]).0, 403);
+    assert_eq!(call(&server, "DELETE", &dicom, b"", &[]).0, 403);
+    let unknown = "/instances/11111111-11111111-11111111-11111111-11111111/attachments/1025";
+    assert_eq!(call(&server, "PUT", unknown, b"x", &[]).0, 404);
+
+    // Add one: revision 0, its data, its size counted.
+    let (status, etag, _, _) = call(&server, "PUT", &format!("{base}/1025"), b"hello", &[]);
+    assert_eq!(
+        (status, etag.as_str()),
+        (200, &*format!("\"0-{}\"", md5(b"hello")))
+    );
+    assert_eq!(server.get(&base), json!(["1025"]));
+    let (status, tag, _, body) = call(&server, "GET", &format!("{base}/1025/data"), b"", &[]);
+    assert_eq!(
+        (status, body.as_slice(), tag.as_str()),
+        (200, &b"hello"[..], etag.as_str())
+    );
+    let after: u64 = disk(&server).parse().unwrap();
+    assert_eq!(after, before + 5);
+    let unchanged = call(
+        &server,
+        "GET",
+        &format!("{base}/1025/data"),
+        b"",
+        &[("If-None-Match", &etag)],
+    );
+    assert_eq!((unchanged.0, unchanged.3.len()), (304, 0));
+    let bad = call(
+        &server,
+        "GET",
+        &format!("{base}/1025/data"),
+        b"",
+        &[("If-None-Match", "tata")],
+    );
+    assert_eq!(bad.0, 400);
+
+    // Changing it needs the current revision and MD5.
+    assert_eq!(
+        call(&server, "PUT", &format!("{base}/1025"), b"world", &[]).0,
+        409
+    );
+    let stale = format!("0-{}", md5(b"other"));
+    assert_eq!(
+        call(
+            &server,
+            "PUT",
+            &format!("{base}/1025"),
+            b"world",
+            &[("If-Match", &stale)]
+        )
+        .0,
+        409
+    );
+    let (status, etag, _, _) = call(
+        &server,
+        "PUT",
+        &format!("{base}/1025"),
+        b"world",
+        &[("If-Match", &etag)],
+    );
+    assert_eq!(
+        (status, etag.as_str()),
+        (200, &*format!("\"1-{}\"", md5(b"world")))
+    );
+
+    // Compression changes keep the data and the revision; ranges of it.
+    assert_eq!(server.post(&format!("{base}/1025/compress"), b"").0, 200);
+    let (_, tag, _, body) = call(
+        &server,
+        "GET",
+        &format!("{base}/1025/is-compressed"),
+        b"",
+        &[],
+    );
+    assert_eq!((body.as_slice(), tag.as_str()), (&b"1"[..], etag.as_str()));
+    let (status, _, range, body) = call(
+        &server,
+        "GET",
+        &format!("{base}/1025/data"),
+        b"",
+        &[("Range", "bytes=1-3")],
+    );
+    assert_eq!(
+        (status, range.as_str(), body.as_slice()),
+        (206, "bytes 1-3/5", &b"orl"[..])
+    );
+    assert_eq!(server.post(&format!("{base}/1025/verify-md5"), b"").0, 200);
+    assert_eq!(server.post(&format!("{base}/1025/uncompress"), b"").0, 200);
+    assert_eq!(
+        call(&server, "GET", &format!("{base}/1025/data"), b"", &[]).3,
+        b"world"
+    );
+
+    // Deleting needs the revision too; then it is gone, its file too.
+    assert_eq!(
+        call(&server, "DELETE", &format!("{base}/1025"), b"", &[]).0,
+        409
+    );
+    assert_eq!(
+        call(
+            &server,
+            "DELETE",
+            &format!("{base}/1025"),
+            b"",
+            &[("If-Match", &etag)]
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        call(&server, "GET", &format!("{base}/1025/data"), b"", &[]).0,
+        404
+    );
+    assert_eq!(disk(&server).parse::<u64>().unwrap(), before);
+
+    // An attachment goes away with its resource.
+    call(&server, "PUT", &format!("{base}/1026"), b"bye", &[]);
+    assert_eq!(
+        server.status("DELETE", &format!("/patients/{patient}")),
+        200
+    );
+    assert_eq!(disk(&server), "0");
+}
