@@ -190,6 +190,19 @@ fn allowed(level: Level, tag: Tag) -> bool {
         || (level >= Level::Instance && INSTANCE_MODULE.contains(&t))
 }
 
+/// Whether `text` can be the value of `tag` in a query: the binary numeric VRs (US, UL, SS,
+/// SL, FL, FD) hold numbers only (`\\`-separated), so `*` or a word cannot be sent for them,
+/// and wildcard matching does not apply to UIDs (PS3.4 C.2.2.2.4).
+pub fn valid_value(tag: Tag, text: &str) -> bool {
+    match dictionary::implicit_vr(tag) {
+        VR::US | VR::UL | VR::SS | VR::SL | VR::FL | VR::FD => {
+            text.is_empty() || text.split('\\').all(|p| p.trim().parse::<f64>().is_ok())
+        }
+        VR::UI => !text.contains(['*', '?']),
+        _ => true,
+    }
+}
+
 /// A data element of `tag` holding `text` (numbers for the binary numeric VRs).
 fn element(tag: Tag, text: &str) -> DataElement<InMemDicomObject> {
     let vr = dictionary::implicit_vr(tag);

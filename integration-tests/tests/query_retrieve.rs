@@ -132,6 +132,25 @@ fn query_then_retrieve_one_answer_and_move_by_uids() {
 }
 
 #[test]
+fn numbers_are_matched_when_the_query_is_not_normalized() {
+    let (a, _b, _f, _g) = two_nodes();
+    let count = |rows: &str| {
+        let q = post(
+            &a,
+            "/modalities/b/query",
+            json!({"Level": "Instance", "Query": {"Rows": rows}, "Normalize": false}),
+        );
+        let answers = a.get(&format!(
+            "/queries/{}/answers?expand&simplify",
+            q["ID"].as_str().unwrap()
+        ));
+        answers.as_array().unwrap().len()
+    };
+    // Both fixtures have 4 rows.
+    assert_eq!((count("4"), count("42"), count("")), (2, 0, 2));
+}
+
+#[test]
 fn bad_queries_and_moves_fail_cleanly() {
     let (a, _b, _f, _g) = two_nodes();
     let bad = |path: &str, body: &str| a.send("POST", path, body.as_bytes(), &[]).0;
@@ -151,6 +170,11 @@ fn bad_queries_and_moves_fail_cleanly() {
         ),
         400
     );
+    // Values a C-FIND cannot carry: a word for a number, a wildcard in a UID.
+    for query in [r#"{"Rows": "*"}"#, r#"{"StudyInstanceUID": "1.2.*"}"#] {
+        let body = format!(r#"{{"Level": "Instance", "Query": {query}, "Normalize": false}}"#);
+        assert_eq!(bad("/modalities/b/query", &body), 400, "{query}");
+    }
     assert_eq!(bad("/modalities/nope/query", r#"{"Level": "Study"}"#), 404);
     assert_eq!(bad("/modalities/b/move", r#"{"Level": "Study"}"#), 400);
     // A C-MOVE to an unknown destination fails the job: a network error.

@@ -65,10 +65,14 @@ pub(super) fn tag_map(v: Option<&Value>, field: &str) -> ApiResult<Vec<(Tag, Str
     let map = v.as_object().ok_or_else(bad)?;
     map.iter()
         .map(|(k, v)| {
-            Ok((
-                parse_tag(k).ok_or_else(bad)?,
-                v.as_str().ok_or_else(bad)?.to_string(),
-            ))
+            let (tag, text) = (parse_tag(k).ok_or_else(bad)?, v.as_str().ok_or_else(bad)?);
+            if !queries::valid_value(tag, text) {
+                return Err(ApiError::new(
+                    OrthancCode::ParameterOutOfRange,
+                    format!("Bad value for {k}: {text}"),
+                ));
+            }
+            Ok((tag, text.to_string()))
         })
         .collect()
 }
