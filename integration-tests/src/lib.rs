@@ -100,14 +100,15 @@ impl Server {
         }
     }
 
-    /// Sends a request and returns (status, body as JSON or string).
-    pub fn send(
+    /// Sends a request and returns (status, the answer's headers named in `want`, body).
+    pub fn send_raw(
         &self,
         method: &str,
         path: &str,
         body: &[u8],
         headers: &[(&str, &str)],
-    ) -> (u16, Value) {
+        want: &[&str],
+    ) -> (u16, Vec<String>, Vec<u8>) {
         let mut req = ureq::request(method, &self.url(path));
         for (k, v) in headers {
             req = req.set(k, v);
@@ -118,8 +119,24 @@ impl Server {
             Err(e) => panic!("{method} {path}: {e}"),
         };
         let status = resp.status();
+        let got = want
+            .iter()
+            .map(|h| resp.header(h).unwrap_or_default().to_string())
+            .collect();
         let mut bytes = Vec::new();
         resp.into_reader().read_to_end(&mut bytes).unwrap();
+        (status, got, bytes)
+    }
+
+    /// Sends a request and returns (status, body as JSON or string).
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: &[u8],
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let (status, _, bytes) = self.send_raw(method, path, body, headers, &[]);
         let text = String::from_utf8_lossy(&bytes).into_owned();
         (
             status,

@@ -13,20 +13,10 @@ fn call(
     body: &[u8],
     headers: &[(&str, &str)],
 ) -> (u16, String, String, Vec<u8>) {
-    let mut req = ureq::request(method, &server.url(path));
-    for (k, v) in headers {
-        req = req.set(k, v);
-    }
-    let resp = match req.send_bytes(body) {
-        Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => panic!("{method} {path}: {e}"),
-    };
-    let header = |name| resp.header(name).unwrap_or_default().to_string();
-    let (status, etag, range) = (resp.status(), header("ETag"), header("Content-Range"));
-    let mut bytes = Vec::new();
-    std::io::Read::read_to_end(&mut resp.into_reader(), &mut bytes).unwrap();
-    (status, etag, range, bytes)
+    let (status, mut got, body) =
+        server.send_raw(method, path, body, headers, &["ETag", "Content-Range"]);
+    let range = got.pop().unwrap_or_default();
+    (status, got.pop().unwrap_or_default(), range, body)
 }
 
 fn md5(data: &[u8]) -> String {

@@ -11,13 +11,12 @@ use pacsnode_actors::storage::StoredCompression;
 use serde_json::{json, Map, Value};
 
 use super::error::{ApiError, ApiResult, OrthancCode};
-use super::metadata::{etag, md5_hex, name_of, revision_header};
+use super::metadata::{etag, md5_hex, name_of, revision_header, L};
 use super::middleware::not_allowed;
 use super::resources::lookup;
 use super::respond::{arg, flag, json_or_xml, Answer};
 use super::AppState;
 
-const L: &str = "{level:patients|studies|series|instances}";
 const OPERATIONS: &[&str] = &[
     "compress",
     "compressed-data",

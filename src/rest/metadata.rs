@@ -13,7 +13,8 @@ use super::resources::lookup;
 use super::respond::{flag, Answer};
 use super::AppState;
 
-const L: &str = "{level:patients|studies|series|instances}";
+/// The levels in a route.
+pub(crate) const L: &str = "{level:patients|studies|series|instances}";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
