@@ -167,3 +167,38 @@ fn user_attachments_with_revisions() {
     );
     assert_eq!(disk(&server), "0");
 }
+
+#[test]
+fn invalidate_tags_removes_dicom_as_json_summaries() {
+    // An index that holds a DICOM-as-JSON summary (content type 2, as Orthanc 1.9.0 wrote
+    // them): recorded straight into the index, its file in the storage area.
+    let server = Server::start(json!({}));
+    let f = Fixture::new("invalidate", 1);
+    server.post("/instances", &f.dicom());
+    let instance = f.ids()[3].clone();
+    let (_, dir) = server.terminate();
+    let storage = dir.path().join("storage");
+    let uuid = "0123abcd-0000-4000-8000-000000000000";
+    let file = storage.join("01").join("23").join(uuid);
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, b"{}").unwrap();
+    let db = rusqlite::Connection::open(storage.join("index.sqlite")).unwrap();
+    db.execute(
+        "INSERT INTO attachments (resource_id, file_type, uuid, compressed_size, \
+         uncompressed_size, compression, uncompressed_md5, compressed_md5) \
+         SELECT id, 2, ?, 2, 2, 1, 'x', 'x' FROM resources WHERE public_id = ?",
+        [uuid, instance.as_str()],
+    )
+    .unwrap();
+    drop(db);
+
+    let server = Server::start_in(dir, json!({}));
+    let list = format!("/instances/{instance}/attachments");
+    assert_eq!(server.get(&list), json!(["dicom", "dicom-as-json"]));
+    assert_eq!(server.post("/tools/invalidate-tags", b"").0, 200);
+    assert_eq!(server.get(&list), json!(["dicom"]));
+    assert!(!file.exists(), "the summary's file is removed");
+    // The tags are still answered (from the dataset kept in the index).
+    let tags = server.get(&format!("/instances/{instance}/tags?simplify"));
+    assert_eq!(tags["SOPInstanceUID"], f.sop_uid.as_str());
+}

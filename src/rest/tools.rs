@@ -1,5 +1,5 @@
-//! `/tools/*` routes that touch the data: lookup, bulk delete, Lua, and the settings that can
-//! change at run time (default encoding, accepted transfer syntaxes, unknown SOP classes).
+//! `/tools/*` routes that touch the data: lookup, bulk delete, Lua, `invalidate-tags`, and the
+//! settings that can change at run time (default encoding, accepted transfer syntaxes, unknown SOP classes).
 
 use std::sync::atomic::Ordering;
 
@@ -48,7 +48,25 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/tools/execute-script")
             .route(web::post().to(execute_script))
             .default_service(not_allowed("POST")),
+    )
+    .service(
+        web::resource("/tools/invalidate-tags")
+            .route(web::post().to(invalidate_tags))
+            .default_service(not_allowed("POST")),
     );
+}
+
+/// `POST /tools/invalidate-tags`: removes the DICOM-as-JSON summaries (content type 2), as
+/// Orthanc does. pacsnode never writes them (tags are answered from the dataset kept in the
+/// index, with the dictionary of the moment), so there are some only in an index that
+/// received them from elsewhere.
+async fn invalidate_tags(state: web::Data<AppState>) -> ApiResult<Answer> {
+    let uuids = state
+        .writer
+        .write(|c| pacsnode_actors::index::attachments::delete_all_of_type(c, 2))
+        .await?;
+    pacsnode_actors::ingest::remove_files(&state.storage, uuids).await;
+    Ok(Answer::Empty)
 }
 
 fn body_text(body: &web::Bytes) -> String {

@@ -141,3 +141,14 @@ pub fn set_compression(
     ])?;
     Ok(old.2)
 }
+
+/// Removes every attachment of one content type (`/tools/invalidate-tags`: the DICOM-as-JSON
+/// summaries, 2, that Orthanc 1.9.0 and older wrote). Gives their files, to remove once
+/// committed.
+pub fn delete_all_of_type(conn: &Connection, file_type: i64) -> Result<Vec<String>> {
+    let uuids = conn
+        .prepare_cached("DELETE FROM attachments WHERE file_type = ? RETURNING uuid")?
+        .query_map([file_type], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<String>>>()?;
+    Ok(uuids)
+}
