@@ -272,7 +272,7 @@ fn ranged(req: &HttpRequest, data: Vec<u8>, content_type: &str) -> ApiResult<Htt
     if first > last {
         return Err(bad());
     }
-    let part = data[first as usize..=last as usize].to_vec();
+    let part = web::Bytes::from(data).slice(first as usize..=last as usize);
     Ok(HttpResponse::PartialContent()
         .content_type("application/octet-stream")
         .insert_header((
