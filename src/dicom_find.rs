@@ -46,11 +46,6 @@ struct Key {
 }
 
 /// A value of a binary numeric VR from its text (`512`, `1\\2`).
-/// The binary numeric VRs.
-fn is_number(vr: VR) -> bool {
-    matches!(vr, VR::US | VR::UL | VR::SS | VR::SL | VR::FL | VR::FD)
-}
-
 fn number(vr: VR, text: &str) -> Option<PrimitiveValue> {
     let parts: Vec<&str> = text.split('\\').map(str::trim).collect();
     fn all<T: std::str::FromStr>(parts: &[&str]) -> Option<Vec<T>> {
@@ -155,7 +150,7 @@ impl FindHandler for CFind {
             }
             let vr = elem.vr();
             // Numbers (US, UL, FL...) are matched as their text, as Orthanc does.
-            let value = if is_text(vr) || is_number(vr) {
+            let value = if is_text(vr) || pacsnode_actors::queries::is_binary_number(vr) {
                 elem.to_str()
                     .map(|v| v.trim_end_matches(['\0', ' ']).trim_start().to_string())
                     .unwrap_or_default()

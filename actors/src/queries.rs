@@ -195,12 +195,17 @@ fn allowed(level: Level, tag: Tag) -> bool {
 /// and wildcard matching does not apply to UIDs (PS3.4 C.2.2.2.4).
 pub fn valid_value(tag: Tag, text: &str) -> bool {
     match dictionary::implicit_vr(tag) {
-        VR::US | VR::UL | VR::SS | VR::SL | VR::FL | VR::FD => {
+        vr if is_binary_number(vr) => {
             text.is_empty() || text.split('\\').all(|p| p.trim().parse::<f64>().is_ok())
         }
         VR::UI => !text.contains(['*', '?']),
         _ => true,
     }
+}
+
+/// The VRs whose values are binary numbers: US, UL, SS, SL, FL, FD.
+pub fn is_binary_number(vr: VR) -> bool {
+    matches!(vr, VR::US | VR::UL | VR::SS | VR::SL | VR::FL | VR::FD)
 }
 
 /// A data element of `tag` holding `text` (numbers for the binary numeric VRs).

@@ -81,6 +81,15 @@ fn metadata_with_revisions() {
         409,
         "update without If-Match"
     );
+    // The right revision with another value's MD5 is a conflict too.
+    let other_md5 = etag.trim_matches('"').replacen('-', "-0", 1);
+    assert_eq!(
+        server
+            .send("PUT", &path, b"again", &[("If-Match", &other_md5)])
+            .0,
+        409,
+        "If-Match with a wrong MD5"
+    );
     assert_eq!(
         server
             .send("PUT", &path, b"again", &[("If-Match", &etag)])

@@ -193,6 +193,34 @@ mod tests {
     }
 
     #[test]
+    fn the_dictionary_makes_a_dicom_header_smaller() {
+        // A small header as files have them: preamble, meta group, common elements.
+        let mut raw = vec![0u8; 128];
+        raw.extend_from_slice(b"DICM");
+        let mut element = |tag: (u16, u16), vr: &[u8], value: &[u8]| {
+            raw.extend_from_slice(&tag.0.to_le_bytes());
+            raw.extend_from_slice(&tag.1.to_le_bytes());
+            raw.extend_from_slice(vr);
+            raw.extend_from_slice(&(value.len() as u16).to_le_bytes());
+            raw.extend_from_slice(value);
+        };
+        element((0x0002, 0x0010), b"UI", b"1.2.840.10008.1.2.1\0");
+        element((0x0008, 0x0016), b"UI", b"1.2.840.10008.5.1.4.1.1.2\0");
+        element((0x0008, 0x0060), b"CS", b"CT");
+        element((0x0010, 0x0010), b"PN", b"DOE^JOHN");
+        element((0x0028, 0x0004), b"CS", b"MONOCHROME2 ");
+        element((0x0028, 0x0010), b"US", &512u16.to_le_bytes());
+        let plain = {
+            use std::io::Write;
+            let mut z = flate2::write::ZlibEncoder::new(Vec::new(), Compression::fast());
+            z.write_all(&raw).unwrap();
+            z.finish().unwrap().len()
+        };
+        let with_dictionary = encode_header(&raw).len();
+        assert!(with_dictionary < plain, "{with_dictionary} >= {plain}");
+    }
+
+    #[test]
     fn reads_the_older_encodings_and_refuses_garbage() {
         use std::io::Write;
         let raw = b"\0\0\0\0DICM some dataset".to_vec();
